@@ -1,0 +1,9 @@
+/**
+ * Utilities shared by every module: hashing pass-through streams, atomic file replacement, cross-process locks,
+ * bounded concurrency.
+ *
+ *   await writeFileAtomic('/var/lib/strata/index.json', JSON.stringify(index));
+ */
+export { HashingStream, sha256Hex } from './hash.js';
+export { exists, fsyncDir, mapLimit, tempPathFor, writeFileAtomic } from './fs.js';
+export { withLock } from './lock.js';
