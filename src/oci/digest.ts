@@ -10,7 +10,8 @@ const DIGEST_RE = /^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/;
 
 /** Parse and validate a digest string; `where` names the field or argument for the error message. */
 export function parseDigest(value: unknown, where = 'digest'): Digest {
-  if (typeof value !== 'string') throw new InvalidDocumentError('digest', where, `expected a string, got ${typeof value}`);
+  if (typeof value !== 'string')
+    throw new InvalidDocumentError('digest', where, `expected a string, got ${typeof value}`);
   const m = DIGEST_RE.exec(value);
   if (!m) throw new InvalidDocumentError('digest', where, `"${value}" is not of the form algorithm:hex`);
   const alg = m[1] as string;
@@ -21,7 +22,11 @@ export function parseDigest(value: unknown, where = 'digest'): Digest {
     });
   }
   if (hex.length !== HEX_LENGTH[alg] || !/^[a-f0-9]+$/.test(hex)) {
-    throw new InvalidDocumentError('digest', where, `"${value}" must be ${alg}: followed by ${HEX_LENGTH[alg]} lowercase hex characters`);
+    throw new InvalidDocumentError(
+      'digest',
+      where,
+      `"${value}" must be ${alg}: followed by ${HEX_LENGTH[alg]} lowercase hex characters`,
+    );
   }
   return value as Digest;
 }

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { StrataError } from '../errors/index.js';
@@ -10,7 +10,6 @@ import { StrataError } from '../errors/index.js';
  */
 export async function withLock<T>(path: string, fn: () => Promise<T>, opts: { staleMs?: number } = {}): Promise<T> {
   await mkdir(dirname(path), { recursive: true });
-  await writeFile(path, '', { flag: 'a' });
   let release: () => Promise<void>;
   try {
     release = await lockfile.lock(path, {

@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+import { CommanderError } from 'commander';
+import { isStrataError } from '../index.js';
+import { buildProgram } from './program.js';
+
+/** Exit statuses: 0 success, 1 a command failed (as docker's image commands), 2 usage error. */
+async function main(): Promise<void> {
+  const program = buildProgram().exitOverride();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (isStrataError(err)) {
+      if (!err.details?.['reported']) {
+        process.stderr.write(`Error: ${err.message}\n`);
+        if (err.hint) process.stderr.write(`Hint: ${err.hint}\n`);
+      }
+      if (process.env['STRATA_DEBUG'] && err.cause)
+        process.stderr.write(`Cause: ${String((err.cause as Error).stack ?? err.cause)}\n`);
+    } else if (err instanceof Error && 'syscall' in err) {
+      // A system error (ENOENT on -i FILE, EACCES...): its message already names the call and the path.
+      process.stderr.write(`Error: ${err.message}\n`);
+    } else {
+      process.stderr.write(`Error: ${(err as Error)?.stack ?? String(err)}\n`);
+    }
+    process.exitCode = 1;
+  }
+}
+
+await main();

@@ -1,0 +1,475 @@
+/**
+ * strata: the public library API. `Strata.open()` opens a root directory (an OCI image layout plus snapshots) and
+ * offers what the CLI does, as plain async methods that return data and throw StrataError.
+ *
+ *   const strata = await Strata.open({ root: '/var/lib/strata' });
+ *   await strata.importImage('rootfs.tar', 'busybox:latest');
+ *   for (const img of await strata.listImages()) console.log(img.repository, img.tag, img.id);
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { ContentStore } from './content/index.js';
+import { StrataError } from './errors/index.js';
+import {
+  type ArchiveFormat,
+  type Image,
+  importRootfs,
+  type ImportOptions,
+  loadArchive,
+  openImage,
+  saveImages,
+} from './image/index.js';
+import { collectGarbage, fsck, type FsckReport, type GcResult, NameStore, withLease } from './metadata/index.js';
+import {
+  chainIds,
+  type Descriptor,
+  type Digest,
+  digestHex,
+  type HistoryEntry,
+  isDigest,
+  type Platform,
+} from './oci/index.js';
+import { parseReference, type Reference } from './reference/index.js';
+import { Snapshotter } from './snapshot/index.js';
+
+export { StrataError, isStrataError } from './errors/index.js';
+export type { ErrorCode } from './errors/index.js';
+export type { Image, Layer, ArchiveFormat } from './image/index.js';
+export type { FsckReport, FsckProblem, GcResult } from './metadata/index.js';
+export type { Descriptor, Digest, ImageConfig, Platform } from './oci/index.js';
+export { parseReference, type Reference } from './reference/index.js';
+export { parsePlatform, formatPlatform, shortId } from './oci/index.js';
+
+/** Where strata keeps its state: $STRATA_ROOT, else /var/lib/strata for root, else $XDG_DATA_HOME/strata. */
+export function defaultRoot(): string {
+  if (process.env['STRATA_ROOT']) return resolve(process.env['STRATA_ROOT']);
+  if (process.getuid?.() === 0) return '/var/lib/strata';
+  return join(process.env['XDG_DATA_HOME'] ?? join(homedir(), '.local', 'share'), 'strata');
+}
+
+export interface ImageSummary {
+  /** Familiar repository (busybox, localhost:5000/app) or "<none>". */
+  repository: string;
+  tag: string;
+  reference: string | undefined;
+  id: Digest;
+  digest: Digest;
+  created: string | undefined;
+  /** Unpacked size of all layers (what docker shows as SIZE). */
+  size: number;
+}
+
+export interface ResolvedImage {
+  image: Image;
+  descriptor: Descriptor;
+  /** Every full reference that names this manifest. */
+  references: string[];
+}
+
+export interface HistoryRow {
+  id: string;
+  created: string | undefined;
+  createdBy: string;
+  size: number;
+  comment: string;
+  emptyLayer: boolean;
+}
+
+export interface DiskUsage {
+  images: { total: number; size: number; reclaimable: number };
+  perImage: { reference: string; id: Digest; size: number; shared: number; unique: number }[];
+  blobs: { count: number; size: number };
+  snapshots: { count: number; size: number };
+}
+
+export class Strata {
+  readonly root: string;
+  readonly content: ContentStore;
+  readonly snapshots: Snapshotter;
+  readonly names: NameStore;
+
+  private constructor(root: string) {
+    this.root = root;
+    this.content = new ContentStore(root);
+    this.snapshots = new Snapshotter(root);
+    this.names = new NameStore(root);
+  }
+
+  static async open(opts: { root?: string } = {}): Promise<Strata> {
+    const root = resolve(opts.root ?? defaultRoot());
+    await mkdir(root, { recursive: true, mode: 0o700 });
+    const s = new Strata(root);
+    await s.names.init();
+    return s;
+  }
+
+  /** Normalize a user-given name (busybox -> docker.io/library/busybox:latest). */
+  static normalize(name: string): Reference {
+    return parseReference(name);
+  }
+
+  async #roots(): Promise<{ descriptor: Descriptor; name: string }[]> {
+    return (await this.names.roots()).map((d) => ({
+      descriptor: d,
+      name: d.annotations?.['org.opencontainers.image.ref.name'] ?? d.digest,
+    }));
+  }
+
+  /**
+   * Find a local image as docker does: by name[:tag], name@digest, full image ID or manifest digest, or a unique
+   * prefix of an image ID (at least 4 hex characters).
+   */
+  async resolve(ref: string, opts: { platform?: Platform } = {}): Promise<ResolvedImage> {
+    const tags = await this.names.list();
+    const open = async (descriptor: Descriptor): Promise<ResolvedImage> => {
+      const image = await openImage(this.content, descriptor, opts.platform ? { platform: opts.platform } : {});
+      const references = tags.filter((t) => t.descriptor.digest === descriptor.digest).map((t) => t.reference);
+      return { image, descriptor, references };
+    };
+    const idLike = /^(sha256:)?[0-9a-f]{4,64}$/.test(ref);
+    if (idLike) {
+      const hex = ref.replace(/^sha256:/, '');
+      const matches = new Map<string, Descriptor>();
+      for (const d of await this.names.roots()) {
+        if (hex.length === 64 && digestHex(d.digest) === hex) matches.set(d.digest, d);
+        try {
+          const img = await openImage(this.content, d);
+          if (digestHex(img.id).startsWith(hex)) matches.set(d.digest, d);
+        } catch {
+          // a broken image does not match anything; fsck reports it
+        }
+      }
+      if (matches.size > 1) {
+        throw new StrataError('INVALID_ARGUMENT', `"${ref}" matches more than one image`, {
+          hint: 'give more characters of the ID',
+        });
+      }
+      const only = [...matches.values()][0];
+      if (only) return open(only);
+    }
+    let parsed: Reference;
+    try {
+      parsed = parseReference(ref);
+    } catch (err) {
+      if (idLike)
+        throw new StrataError('NOT_FOUND', `no such image: ${ref}`, {
+          hint: 'run `strata images` to see what is here',
+        });
+      throw err;
+    }
+    if (parsed.digest) {
+      const byDigest = tags.find(
+        (t) => t.descriptor.digest === parsed.digest && parseReference(t.reference).name === parsed.name,
+      );
+      if (byDigest) return open(byDigest.descriptor);
+      if (await this.content.has(parsed.digest)) {
+        return open({ mediaType: '', digest: parsed.digest, size: 0 });
+      }
+    } else {
+      const hit = tags.find((t) => t.reference === parsed.toString());
+      if (hit) return open(hit.descriptor);
+    }
+    throw new StrataError('NOT_FOUND', `no such image: ${parsed.familiar()}`, {
+      hint: 'run `strata images` to see what is here, or pull or import it first',
+    });
+  }
+
+  /** `import`: a single-layer image from a root filesystem tar or directory, tagged `name` (untagged without). */
+  async importImage(
+    source: string,
+    name: string | undefined,
+    opts: ImportOptions = {},
+  ): Promise<{ reference: string | undefined; descriptor: Descriptor; id: Digest }> {
+    const ref = name === undefined ? undefined : parseReference(name);
+    if (ref?.digest)
+      throw new StrataError('INVALID_ARGUMENT', `cannot import to a digest reference "${name}"`, {
+        hint: 'give NAME[:TAG]',
+      });
+    return withLease(this.root, async () => {
+      const descriptor = await importRootfs(this.content, this.snapshots, source, opts);
+      if (ref) await this.names.set(ref.toString(), descriptor);
+      else await this.names.addUntagged(descriptor);
+      const image = await openImage(this.content, descriptor);
+      return { reference: ref?.toString(), descriptor, id: image.id };
+    });
+  }
+
+  async #imageSize(image: Image): Promise<number> {
+    let size = 0;
+    for (const c of chainIds(image.config.rootfs.diff_ids)) size += (await this.snapshots.stat(c))?.size ?? 0;
+    return size;
+  }
+
+  async listImages(): Promise<ImageSummary[]> {
+    const out: ImageSummary[] = [];
+    const tags = await this.names.list();
+    const named = new Set(tags.map((t) => t.descriptor.digest));
+    for (const d of await this.names.roots()) {
+      if (named.has(d.digest)) continue;
+      const image = await openImage(this.content, d);
+      const size = await this.#imageSize(image);
+      out.push({
+        repository: '<none>',
+        tag: '<none>',
+        reference: undefined,
+        id: image.id,
+        digest: d.digest,
+        created: image.config.created,
+        size,
+      });
+    }
+    for (const t of tags) {
+      const image = await openImage(this.content, t.descriptor);
+      const ref = parseReference(t.reference);
+      const familiar = ref.familiar();
+      const repository = ref.tag ? familiar.slice(0, familiar.length - ref.tag.length - 1) : familiar.split('@')[0]!;
+      out.push({
+        repository,
+        tag: ref.tag ?? '<none>',
+        reference: t.reference,
+        id: image.id,
+        digest: t.descriptor.digest,
+        created: image.config.created,
+        size: await this.#imageSize(image),
+      });
+    }
+    return out.sort(
+      (a, b) => (b.created ?? '').localeCompare(a.created ?? '') || a.repository.localeCompare(b.repository),
+    );
+  }
+
+  async tag(source: string, target: string): Promise<string> {
+    const { descriptor } = await this.resolve(source);
+    const ref = parseReference(target);
+    if (ref.digest)
+      throw new StrataError('INVALID_ARGUMENT', `cannot tag with a digest "${target}"`, { hint: 'give NAME[:TAG]' });
+    const { annotations: _a, ...plain } = descriptor;
+    await this.names.set(ref.toString(), plain);
+    return ref.toString();
+  }
+
+  /**
+   * `rmi`: remove a tag. An image given by ID loses all its tags (refused when it has several, unless `force`).
+   * Blobs stay until `pruneImages()`.
+   */
+  async removeImage(
+    ref: string,
+    opts: { force?: boolean } = {},
+  ): Promise<{ untagged: string[]; deleted: Digest | undefined }> {
+    const resolved = await this.resolve(ref);
+    let targets: string[];
+    const byName = (() => {
+      try {
+        const p = parseReference(ref);
+        return resolved.references.includes(p.toString()) ? p.toString() : undefined;
+      } catch {
+        return undefined;
+      }
+    })();
+    if (byName) targets = [byName];
+    else {
+      if (resolved.references.length > 1 && !opts.force) {
+        throw new StrataError(
+          'FAILED_PRECONDITION',
+          `image ${ref} is referenced by ${resolved.references.length} tags`,
+          {
+            hint: 'remove the tags one by one, or pass --force',
+          },
+        );
+      }
+      targets = resolved.references;
+    }
+    for (const t of targets) await this.names.remove(t);
+    if (resolved.references.length === 0) await this.names.removeDigest(resolved.descriptor.digest);
+    const remaining = (await this.names.list()).some((t) => t.descriptor.digest === resolved.descriptor.digest);
+    return { untagged: targets, deleted: remaining ? undefined : resolved.image.id };
+  }
+
+  /** docker image inspect's object for one image. */
+  async inspectImage(ref: string): Promise<Record<string, unknown>> {
+    const { image, references } = await this.resolve(ref);
+    const refs = references.map((r) => parseReference(r));
+    const c = image.config;
+    return {
+      Id: image.id,
+      RepoTags: refs.filter((r) => r.tag).map((r) => r.familiar()),
+      RepoDigests: [...new Set(refs.map((r) => `${r.familiar().replace(/[:@][^/]*$/, '')}@${image.digest}`))],
+      Parent: '',
+      Comment: c.history?.at(-1)?.comment ?? '',
+      Created: c.created,
+      DockerVersion: '',
+      Author: c.author ?? '',
+      Config: c.config ?? {},
+      Architecture: c.architecture,
+      ...(c.variant ? { Variant: c.variant } : {}),
+      Os: c.os,
+      Size: await this.#imageSize(image),
+      RootFS: { Type: 'layers', Layers: c.rootfs.diff_ids },
+      Descriptor: { mediaType: image.mediaType, digest: image.digest, size: image.rawManifest.length },
+    };
+  }
+
+  async history(ref: string): Promise<HistoryRow[]> {
+    const { image } = await this.resolve(ref);
+    const ids = chainIds(image.config.rootfs.diff_ids);
+    const entries: HistoryEntry[] = image.config.history?.length
+      ? image.config.history
+      : image.config.rootfs.diff_ids.map(() => ({}));
+    let layer = 0;
+    const rows: HistoryRow[] = [];
+    for (const h of entries) {
+      let size = 0;
+      if (!h.empty_layer) {
+        const id = ids[layer++];
+        if (id) size = (await this.snapshots.stat(id))?.size ?? 0;
+      }
+      rows.push({
+        id: '<missing>',
+        created: h.created,
+        createdBy: h.created_by ?? '',
+        size,
+        comment: h.comment ?? '',
+        emptyLayer: !!h.empty_layer,
+      });
+    }
+    rows.reverse();
+    if (rows[0]) rows[0].id = image.id;
+    return rows;
+  }
+
+  /** `save`: write images to a docker-archive (default) or OCI-layout tar. */
+  async save(
+    refs: readonly string[],
+    out: Writable,
+    opts: { format?: ArchiveFormat; signal?: AbortSignal } = {},
+  ): Promise<void> {
+    if (refs.length === 0) throw new StrataError('INVALID_ARGUMENT', 'save needs at least one image');
+    const entries = [];
+    for (const r of refs) {
+      const resolved = await this.resolve(r);
+      let named: string[] = [];
+      try {
+        const p = parseReference(r);
+        if (!p.digest && resolved.references.includes(p.toString())) named = [p.toString()];
+      } catch {
+        // an image ID: save it with all its tags, as docker does
+      }
+      if (named.length === 0) named = resolved.references;
+      entries.push({
+        image: resolved.image,
+        references: named,
+        familiar: named.map((n) => parseReference(n).familiar()),
+        descriptor: {
+          mediaType: resolved.descriptor.mediaType,
+          digest: resolved.descriptor.digest,
+          size: resolved.descriptor.size,
+        },
+      });
+    }
+    await saveImages(entries, out, opts.format ?? 'docker', this.snapshots, opts.signal ? { signal: opts.signal } : {});
+  }
+
+  /** `load`: images from a docker-archive or OCI-layout tar stream; tags them as the archive names them. */
+  async load(
+    src: Readable,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<{ references: string[]; id: Digest; digest: Digest }[]> {
+    return withLease(this.root, async () => {
+      const loaded = await loadArchive(this.content, this.snapshots, src, opts);
+      const out = [];
+      for (const l of loaded) {
+        for (const r of l.references)
+          await this.names.set(r, {
+            mediaType: l.descriptor.mediaType,
+            digest: l.descriptor.digest,
+            size: l.descriptor.size,
+          });
+        if (l.references.length === 0) await this.names.addUntagged(l.descriptor);
+        const image = await openImage(this.content, l.descriptor);
+        out.push({ references: l.references, id: image.id, digest: l.descriptor.digest });
+      }
+      return out;
+    });
+  }
+
+  async loadFile(path: string): Promise<{ references: string[]; id: Digest; digest: Digest }[]> {
+    return this.load(createReadStream(path));
+  }
+
+  async diskUsage(): Promise<DiskUsage> {
+    const tags = await this.names.list();
+    const uses = new Map<string, Set<string>>(); // item -> images using it
+    const sizes = new Map<string, number>();
+    const perImage: DiskUsage['perImage'] = [];
+    const items = new Map<string, string[]>();
+    for (const t of tags) {
+      const image = await openImage(this.content, t.descriptor);
+      const own: string[] = [];
+      const add = (key: string, size: number) => {
+        sizes.set(key, size);
+        own.push(key);
+        if (!uses.has(key)) uses.set(key, new Set());
+        uses.get(key)!.add(t.descriptor.digest);
+      };
+      add(`blob:${t.descriptor.digest}`, image.rawManifest.length);
+      add(`blob:${image.id}`, image.rawConfig.length);
+      for (const l of image.layers) add(`blob:${l.digest}`, l.size);
+      for (const c of chainIds(image.config.rootfs.diff_ids))
+        add(`snap:${c}`, (await this.snapshots.stat(c))?.size ?? 0);
+      items.set(t.reference, own);
+      perImage.push({ reference: parseReference(t.reference).familiar(), id: image.id, size: 0, shared: 0, unique: 0 });
+    }
+    for (const row of perImage) {
+      const full = tags.find((t) => parseReference(t.reference).familiar() === row.reference)!.reference;
+      for (const key of new Set(items.get(full))) {
+        const s = sizes.get(key) ?? 0;
+        row.size += s;
+        if ((uses.get(key)?.size ?? 0) > 1) row.shared += s;
+        else row.unique += s;
+      }
+    }
+    let blobCount = 0;
+    let blobSize = 0;
+    for await (const b of this.content.walk()) {
+      blobCount++;
+      blobSize += b.size;
+    }
+    const { snapshots } = await this.snapshots.walk();
+    const snapSize = snapshots.reduce((n, s) => n + (s.size ?? 0), 0);
+    const referenced = [...sizes.values()].reduce((a, b) => a + b, 0);
+    return {
+      images: {
+        total: new Set(tags.map((t) => t.descriptor.digest)).size,
+        size: blobSize + snapSize,
+        reclaimable: Math.max(0, blobSize + snapSize - referenced),
+      },
+      perImage,
+      blobs: { count: blobCount, size: blobSize },
+      snapshots: { count: snapshots.length, size: snapSize },
+    };
+  }
+
+  /** `image prune`: remove dangling (untagged) images, then every blob and layer snapshot no image uses. */
+  async pruneImages(opts: { dryRun?: boolean } = {}): Promise<GcResult & { images: Digest[] }> {
+    const tagged = new Set((await this.names.list()).map((t) => t.descriptor.digest));
+    const dangling = (await this.names.roots()).filter((d) => !tagged.has(d.digest)).map((d) => d.digest);
+    if (!opts.dryRun) {
+      for (const d of dangling) await this.names.removeDigest(d);
+      await this.content.cleanIngest(60 * 60_000);
+    }
+    const roots = (await this.#roots()).filter((r) => !opts.dryRun || !dangling.includes(r.descriptor.digest));
+    const gc = await collectGarbage(this.root, this.content, this.snapshots, roots, opts);
+    return { ...gc, images: dangling };
+  }
+
+  async fsck(opts: { onProgress?: (n: number) => void } = {}): Promise<FsckReport> {
+    return fsck(this.root, this.content, this.snapshots, await this.#roots(), opts);
+  }
+}
+
+export function isDigestString(s: string): boolean {
+  return isDigest(s);
+}

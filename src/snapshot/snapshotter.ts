@@ -1,0 +1,150 @@
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errnoCode, StrataError } from '../errors/index.js';
+import { fsyncDir, sha256Hex, writeFileAtomic } from '../util/index.js';
+
+export interface SnapshotInfo {
+  /** Committed snapshots: their name (a layer's chainId). Active ones: their key. */
+  name: string;
+  kind: 'active' | 'committed';
+  parent?: string;
+  created: string;
+  /** Bytes in this snapshot's own directory (the uncompressed layer), when known. */
+  size?: number;
+  labels?: Record<string, string>;
+}
+
+/**
+ * Snapshots in containerd's vocabulary: an *active* snapshot (named by a key) is a writable directory on top of a
+ * committed parent chain; `commit(name, key)` freezes it under `name`. Image layers are unpacked once each: a
+ * caller prepares a key on top of the parent layer's chainId, applies the layer into `dir(key)` with overlay-form
+ * whiteouts, and commits it as the layer's chainId. Committed snapshots are the lowerdirs of every container and
+ * build step that uses the layer; they are never written again.
+ *
+ * Lifecycle and visibility: `prepare` creates `snapshots/<id>/{fs,work}` and info.json (kind active); `commit`
+ * rewrites info.json and renames the directory to the committed id in one rename, so a reader sees either no
+ * committed snapshot or a complete one. If another process committed the same name first, ours is discarded.
+ */
+export class Snapshotter {
+  readonly root: string;
+
+  constructor(stateRoot: string) {
+    this.root = join(stateRoot, 'snapshots');
+  }
+
+  #dirOf(nameOrKey: string): string {
+    return join(this.root, sha256Hex(nameOrKey).slice(0, 32));
+  }
+
+  /** The directory holding the snapshot's files (the overlay lowerdir, or the upperdir of an active snapshot). */
+  fsDir(nameOrKey: string): string {
+    return join(this.#dirOf(nameOrKey), 'fs');
+  }
+
+  workDir(key: string): string {
+    return join(this.#dirOf(key), 'work');
+  }
+
+  async stat(nameOrKey: string): Promise<SnapshotInfo | undefined> {
+    try {
+      const info = JSON.parse(await readFile(join(this.#dirOf(nameOrKey), 'info.json'), 'utf8')) as SnapshotInfo;
+      return info.name === nameOrKey ? info : undefined;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /** Create an active snapshot on top of `parent` (a committed name) and return the directory to write into. */
+  async prepare(key: string, parent?: string, labels?: Record<string, string>): Promise<string> {
+    if (parent !== undefined) {
+      const p = await this.stat(parent);
+      if (!p || p.kind !== 'committed') {
+        throw new StrataError('NOT_FOUND', `parent snapshot ${parent} does not exist`, {
+          hint: 'the image is not fully unpacked: run `strata fsck`, or pull/load the image again',
+        });
+      }
+    }
+    if (await this.stat(key)) throw new StrataError('ALREADY_EXISTS', `snapshot key ${key} already exists`);
+    const dir = this.#dirOf(key);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(join(dir, 'fs'), { recursive: true, mode: 0o755 });
+    await mkdir(join(dir, 'work'), { recursive: true, mode: 0o700 });
+    const info: SnapshotInfo = { name: key, kind: 'active', created: new Date().toISOString() };
+    if (parent !== undefined) info.parent = parent;
+    if (labels) info.labels = labels;
+    await writeFileAtomic(join(dir, 'info.json'), JSON.stringify(info));
+    return join(dir, 'fs');
+  }
+
+  /**
+   * Freeze the active snapshot `key` as `name`. Returns false (and removes `key`) when `name` was already
+   * committed, by this or another process: the layer is unpacked once.
+   */
+  async commit(name: string, key: string, opts: { size?: number } = {}): Promise<boolean> {
+    const active = await this.stat(key);
+    if (!active || active.kind !== 'active') throw new StrataError('NOT_FOUND', `active snapshot ${key} not found`);
+    if (await this.stat(name)) {
+      await this.remove(key);
+      return false;
+    }
+    const info: SnapshotInfo = { ...active, name, kind: 'committed', created: new Date().toISOString() };
+    if (opts.size !== undefined) info.size = opts.size;
+    const from = this.#dirOf(key);
+    await rm(join(from, 'work'), { recursive: true, force: true });
+    await writeFileAtomic(join(from, 'info.json'), JSON.stringify(info));
+    try {
+      await rename(from, this.#dirOf(name));
+    } catch (err) {
+      // ENOTEMPTY/EEXIST: a concurrent commit of the same name won the race; its content is the same layer.
+      if (errnoCode(err) === 'ENOTEMPTY' || errnoCode(err) === 'EEXIST') {
+        await rm(from, { recursive: true, force: true });
+        return false;
+      }
+      throw err;
+    }
+    await fsyncDir(this.root);
+    return true;
+  }
+
+  async remove(nameOrKey: string): Promise<void> {
+    await rm(this.#dirOf(nameOrKey), { recursive: true, force: true });
+  }
+
+  /** The committed chain from `name` down to the base, top first: the order overlay's lowerdir wants. */
+  async chain(name: string): Promise<SnapshotInfo[]> {
+    const out: SnapshotInfo[] = [];
+    let cur: string | undefined = name;
+    while (cur !== undefined) {
+      const info = await this.stat(cur);
+      if (!info) throw new StrataError('NOT_FOUND', `snapshot ${cur} not found`);
+      out.push(info);
+      cur = info.parent;
+    }
+    return out;
+  }
+
+  /** Every snapshot, and directories that are not valid snapshots (left by a killed process) as `stray`. */
+  async walk(): Promise<{ snapshots: SnapshotInfo[]; stray: string[] }> {
+    const snapshots: SnapshotInfo[] = [];
+    const stray: string[] = [];
+    const names = await readdir(this.root).catch(() => [] as string[]);
+    for (const id of names.sort()) {
+      const dir = join(this.root, id);
+      try {
+        const info = JSON.parse(await readFile(join(dir, 'info.json'), 'utf8')) as SnapshotInfo;
+        if (this.#dirOf(info.name) === dir) snapshots.push(info);
+        else stray.push(dir);
+      } catch {
+        stray.push(dir);
+      }
+    }
+    return { snapshots, stray };
+  }
+
+  async removeDir(dir: string): Promise<void> {
+    if (!dir.startsWith(`${this.root}/`))
+      throw new StrataError('INVALID_ARGUMENT', `${dir} is not a snapshot directory`);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
