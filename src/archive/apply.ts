@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { errnoCode, PathEscapeError, StrataError } from '../errors/index.js';
-import { type Digest, digestFromHex } from '../oci/digest.js';
+import { type Digest, digestFromHex } from '../oci/index.js';
 import { mapLimit } from '../util/index.js';
 import { decompressStream } from './decompress.js';
 import { isOverlayXattr, mknod, setXattrSync } from './fs-meta.js';
@@ -461,27 +461,38 @@ function waitDrain(ws: tar.Extract): Promise<void> {
 }
 
 /** Maps tar-stream's plain Error messages to StrataErrors that say what is wrong with the layer. */
-function tarError(err: unknown, applier: Applier): unknown {
+function tarError(err: unknown, applier: Applier, bytes: number): unknown {
   if (err instanceof StrataError || !(err instanceof Error)) return err;
   const after = applier.current
     ? ` (after entry "${applier.current}", #${applier.entries})`
     : ' (before the first entry)';
   const m = err.message;
   if (m === 'Unexpected end of data') {
+    if (applier.entries === 0 && bytes < 512) {
+      return new StrataError(
+        'INVALID_ARGUMENT',
+        `layer is not a tar archive: only ${bytes} bytes, less than one header`,
+        {
+          cause: err,
+        },
+      );
+    }
     return new StrataError('DATA_LOSS', `layer tar is truncated${after}`, {
       cause: err,
       hint: 'the blob was cut short; fetch it again',
     });
   }
-  if (m.startsWith('Invalid tar header') || m === 'Invalid header' || m === 'Header exceeds max size') {
-    return new StrataError(
-      'INVALID_ARGUMENT',
-      `layer is not a valid tar archive: ${m.replace(/\.? Maybe.*$/, '')}${after}`,
-      {
-        cause: err,
-        hint: 'the blob is not a layer tar (or is compressed with something other than gzip/zstd) or is corrupt',
-      },
-    );
+  const problem: Record<string, string> = {
+    'Invalid tar header. Maybe the tar is corrupted or it needs to be gunzipped?': 'header checksum mismatch',
+    'Invalid tar header: unknown format.': 'header has neither ustar nor GNU magic',
+    'Invalid header': 'header has an invalid size field',
+    'Header exceeds max size': 'extended header larger than 4 MiB',
+  };
+  if (problem[m] !== undefined) {
+    return new StrataError('INVALID_ARGUMENT', `layer is not a valid tar archive: ${problem[m]}${after}`, {
+      cause: err,
+      hint: 'the blob is not a layer tar (or uses a compression strata does not read) or is corrupt',
+    });
   }
   if (errnoCode(err)?.startsWith('E')) {
     return new StrataError('INTERNAL', `applying layer entry "${applier.current}": ${m}`, { cause: err });
@@ -555,7 +566,7 @@ export async function applyLayer(src: Readable, targetDir: string, opts: ApplyOp
       (feedErr: unknown) =>
         !(err instanceof StrataError) && feedErr instanceof StrataError && feedErr.code !== 'CANCELLED' ? feedErr : err,
     );
-    throw tarError(first, applier);
+    throw tarError(first, applier, size);
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }

@@ -1,4 +1,4 @@
-import { MediaType } from '../oci/media-types.js';
+import { MediaType } from '../oci/index.js';
 
 export type Compression = 'gzip' | 'none';
 

@@ -4,7 +4,7 @@ import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Duplex, pipeline, Readable } from 'node:stream';
 import { errnoCode, PathEscapeError, StrataError } from '../errors/index.js';
-import { type Digest, digestFromHex } from '../oci/digest.js';
+import { type Digest, digestFromHex } from '../oci/index.js';
 import { HashingStream } from '../util/index.js';
 import { devMajor, devMinor, getXattrSync, readXattrsSync } from './fs-meta.js';
 import { createParallelGzip } from './gzip.js';
