@@ -243,19 +243,34 @@ export class ContentStore {
     return digestFromHex(h.hex(), digestAlgorithm(d));
   }
 
-  /** Remove ingest entries older than `maxAgeMs` (left by killed processes). */
+  /**
+   * Remove ingest entries left by processes that died (the writer's pid is in the entry's name) or older than
+   * `maxAgeMs`. A live writer's entry is never touched.
+   */
   async cleanIngest(maxAgeMs = 24 * 3600_000): Promise<number> {
     const names = await readdir(this.#ingest).catch(() => [] as string[]);
     let removed = 0;
     for (const name of names) {
       const p = join(this.#ingest, name);
+      const pid = Number(name.split('-')[1]);
       const st = await stat(p).catch(() => undefined);
-      if (st && Date.now() - st.mtimeMs > maxAgeMs) {
+      if (!st) continue;
+      const dead = Number.isInteger(pid) && pid > 0 && !processAlive(pid);
+      if (dead || Date.now() - st.mtimeMs > maxAgeMs) {
         await rm(p, { recursive: true, force: true });
         removed++;
       }
     }
     return removed;
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) === 'EPERM';
   }
 }
 
