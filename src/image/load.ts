@@ -168,14 +168,12 @@ async function ociCandidates(store: ContentStore, staged: Staged): Promise<Candi
   const out: Candidate[] = [];
   for (const [i, desc] of index.index.manifests.entries()) {
     const where = `index.json manifests[${i}]`;
-    let target = desc;
     let doc = parseDocument(await blobBytes(store, staged, desc.digest, `${where} manifest`), {
       mediaType: desc.mediaType,
     });
     if (doc.kind === 'index') {
       const chosen = selectManifest(doc.index, hostPlatform());
       if (!chosen) throw archiveError(`${where}: the image index has no manifest for this platform`);
-      target = chosen;
       doc = parseDocument(await blobBytes(store, staged, chosen.digest, `${where} platform manifest`), {
         mediaType: chosen.mediaType,
       });
@@ -191,7 +189,6 @@ async function ociCandidates(store: ContentStore, staged: Staged): Promise<Candi
         what: `layer ${j} (${l.digest})`,
       });
     }
-    void target;
     out.push({ descriptor: desc, manifest, references: refsFromAnnotations(desc.annotations), layers });
   }
   return out;

@@ -1,20 +1,24 @@
 /**
- * Canonical JSON: object keys sorted, no insignificant whitespace, undefined properties dropped. Equal values give
- * equal bytes, which is what cache keys and reproducible documents need.
+ * Canonical JSON: object keys sorted (by UTF-16 code unit, JavaScript's default sort) at every depth, no
+ * insignificant whitespace, undefined properties dropped. Equal values give equal bytes, which is what cache keys
+ * and reproducible manifests and configs need. Everything else is JSON.stringify's: toJSON() is honoured (a Date
+ * becomes its ISO string), undefined in an array becomes null.
  */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(sortKeys(value));
 }
 
 function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map((v) => (v === undefined ? null : sortKeys(v)));
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(value).sort()) {
-      const v = (value as Record<string, unknown>)[k];
-      if (v !== undefined) out[k] = sortKeys(v);
-    }
-    return out;
+  let v = value;
+  if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') {
+    v = (v as { toJSON(): unknown }).toJSON();
   }
-  return value;
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v === null || typeof v !== 'object') return v;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v).sort()) {
+    const x = sortKeys((v as Record<string, unknown>)[k]);
+    if (x !== undefined) out[k] = x;
+  }
+  return out;
 }

@@ -8,36 +8,45 @@ export type DigestAlgorithm = 'sha256' | 'sha512';
 const HEX_LENGTH: Record<DigestAlgorithm, number> = { sha256: 64, sha512: 128 };
 const DIGEST_RE = /^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/;
 
-/** Parse and validate a digest string; `where` names the field or argument for the error message. */
-export function parseDigest(value: unknown, where = 'digest'): Digest {
-  if (typeof value !== 'string')
-    throw new InvalidDocumentError('digest', where, `expected a string, got ${typeof value}`);
+/** Why `value` is not a valid digest (a phrase to follow a field name), or undefined when it is one. */
+export function digestProblem(value: unknown): string | undefined {
+  return inspectDigest(value)?.problem;
+}
+
+/** A value quoted for an error message: escaped, and cut short so hostile input cannot flood a log. */
+export function quoted(value: string, max = 100): string {
+  return JSON.stringify(value.length > max ? `${value.slice(0, max)}...` : value);
+}
+
+function inspectDigest(value: unknown): { problem: string; unsupported?: string } | undefined {
+  if (typeof value !== 'string') return { problem: `expected a string, got ${value === null ? 'null' : typeof value}` };
   const m = DIGEST_RE.exec(value);
-  if (!m) throw new InvalidDocumentError('digest', where, `"${value}" is not of the form algorithm:hex`);
+  if (!m) return { problem: `${quoted(value)} is not of the form algorithm:hex` };
   const alg = m[1] as string;
   const hex = m[2] as string;
   if (alg !== 'sha256' && alg !== 'sha512') {
-    throw new StrataError('UNIMPLEMENTED', `unsupported digest algorithm "${alg}" in ${where}`, {
+    return { problem: `${quoted(value)} uses unsupported digest algorithm ${quoted(alg)}`, unsupported: alg };
+  }
+  if (hex.length !== HEX_LENGTH[alg] || !/^[a-f0-9]+$/.test(hex)) {
+    return { problem: `${quoted(value)} must be ${alg}: followed by ${HEX_LENGTH[alg]} lowercase hex characters` };
+  }
+  return undefined;
+}
+
+/** Parse and validate a digest string; `where` names the field or argument for the error message. */
+export function parseDigest(value: unknown, where = 'digest'): Digest {
+  const bad = inspectDigest(value);
+  if (bad === undefined) return value as Digest;
+  if (bad.unsupported !== undefined) {
+    throw new StrataError('UNIMPLEMENTED', `unsupported digest algorithm ${quoted(bad.unsupported)} in ${where}`, {
       hint: 'strata supports sha256 and sha512 digests',
     });
   }
-  if (hex.length !== HEX_LENGTH[alg] || !/^[a-f0-9]+$/.test(hex)) {
-    throw new InvalidDocumentError(
-      'digest',
-      where,
-      `"${value}" must be ${alg}: followed by ${HEX_LENGTH[alg]} lowercase hex characters`,
-    );
-  }
-  return value as Digest;
+  throw new InvalidDocumentError('digest', where, bad.problem);
 }
 
 export function isDigest(value: unknown): value is Digest {
-  try {
-    parseDigest(value);
-    return true;
-  } catch {
-    return false;
-  }
+  return inspectDigest(value) === undefined;
 }
 
 export function digestAlgorithm(d: Digest): DigestAlgorithm {

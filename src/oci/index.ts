@@ -1,9 +1,13 @@
 /**
- * The OCI image model, pure: digests, media types, descriptors, manifests, indexes, configs, platforms, chainIds,
- * canonical JSON, and schemas that validate every document read from outside (errors name the field).
+ * The OCI image model, pure (no I/O): digests, media types, descriptors, manifests, indexes, configs, platforms,
+ * chainIds, canonical JSON, and the parsers every document read from outside goes through. Parsers take bytes or
+ * an already-parsed value, refuse documents over 4 MiB, keep fields they do not know, and throw an
+ * InvalidDocumentError naming the document and the field (schema 1 manifests: UNIMPLEMENTED, with a hint).
  *
- *   const manifest = parseManifest(bytes);            // throws InvalidDocumentError: field "layers[1].digest" ...
- *   const ids = chainIds(config.rootfs.diff_ids);
+ *   const doc = parseDocument(bytes, { mediaType: desc.mediaType });  // manifest or index, by type or shape
+ *   if (doc.kind === 'index') desc = selectManifest(doc.index, hostPlatform());
+ *   const config = parseImageConfig(configBytes);    // invalid image config: field "rootfs.diff_ids[1]" ...
+ *   const snapshotKeys = chainIds(config.rootfs.diff_ids);
  */
 export { canonicalJson } from './canonical-json.js';
 export { chainId, chainIds } from './chain-id.js';
@@ -14,10 +18,13 @@ export {
   digestFromHex,
   digestHex,
   digestOf,
+  digestProblem,
   isDigest,
   parseDigest,
+  quoted,
   shortId,
 } from './digest.js';
+export { type JsonOptions, MAX_DOCUMENT_BYTES, parseJson } from './json.js';
 export {
   isIndexType,
   isManifestType,
@@ -27,9 +34,10 @@ export {
   MediaType,
   type MediaTypeName,
 } from './media-types.js';
+export { DEFAULT_PATH_ENV, emptyImageConfig, type NewHistoryEntry, newHistoryEntry } from './new-image.js';
 export { formatPlatform, hostPlatform, parsePlatform, platformMatches, selectManifest } from './platform.js';
 export {
-  MAX_DOCUMENT_BYTES,
+  type DocumentInput,
   type ParsedDocument,
   type ParseOptions,
   parseDescriptor,
