@@ -21,11 +21,18 @@ if (selected.length === 0) {
 }
 const isolated = (f) => /\/(unit|security)\//.test(f);
 let failed = false;
-for (const [group, concurrency] of [[selected.filter(isolated), 2], [selected.filter((f) => !isolated(f)), 1]]) {
+for (const [group, concurrency] of [
+  [selected.filter(isolated), 2],
+  [selected.filter((f) => !isolated(f)), 1],
+]) {
   if (group.length === 0) continue;
-  const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...group], {
-    stdio: 'inherit',
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...group],
+    {
+      stdio: 'inherit',
+    },
+  );
   if (r.status !== 0) failed = true;
 }
 process.exit(failed ? 1 : 0);

@@ -59,7 +59,7 @@ export class Snapshotter {
   async prepare(key: string, parent?: string, labels?: Record<string, string>): Promise<string> {
     if (parent !== undefined) {
       const p = await this.stat(parent);
-      if (!p || p.kind !== 'committed') {
+      if (p?.kind !== 'committed') {
         throw new StrataError('NOT_FOUND', `parent snapshot ${parent} does not exist`, {
           hint: 'the image is not fully unpacked: run `strata fsck`, or pull/load the image again',
         });
@@ -83,7 +83,7 @@ export class Snapshotter {
    */
   async commit(name: string, key: string, opts: { size?: number } = {}): Promise<boolean> {
     const active = await this.stat(key);
-    if (!active || active.kind !== 'active') throw new StrataError('NOT_FOUND', `active snapshot ${key} not found`);
+    if (active?.kind !== 'active') throw new StrataError('NOT_FOUND', `active snapshot ${key} not found`);
     if (await this.stat(name)) {
       await this.remove(key);
       return false;

@@ -72,7 +72,10 @@ function contentStoreSuite(name: string, open: () => Promise<{ store: ContentSto
       const chunks: Buffer[] = [];
       for await (const c of await store.read(digest, { start: 4 })) chunks.push(c as Buffer);
       assert.equal(Buffer.concat(chunks).toString(), '456789');
-      await assert.rejects(store.read(digestOf('missing') as Digest), (e: Error & { code?: string }) => e.code === 'NOT_FOUND');
+      await assert.rejects(
+        store.read(digestOf('missing') as Digest),
+        (e: Error & { code?: string }) => e.code === 'NOT_FOUND',
+      );
     });
 
     it('delete removes a blob; verify re-hashes it', async () => {

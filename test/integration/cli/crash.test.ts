@@ -9,7 +9,10 @@ import { cliPath, hasTool, inCI, tempDir } from '../../helpers/env.js';
 /** Start the CLI and SIGKILL it after `ms`; resolves when it is gone. */
 function killAfter(root: string, args: string[], ms: number): Promise<void> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, STRATA_ROOT: root }, stdio: 'ignore' });
+    const child = spawn(process.execPath, [cliPath, ...args], {
+      env: { ...process.env, STRATA_ROOT: root },
+      stdio: 'ignore',
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), ms);
     child.on('close', () => {
       clearTimeout(timer);
@@ -53,7 +56,7 @@ describe('kill -9 at any moment leaves a consistent store', { skip: ready ? fals
       assert.equal((await strata(root, ['image', 'prune'])).code, 0);
       const after = await strata(root, ['fsck']);
       assert.equal(after.code, 0, after.stdout);
-      assert.doesNotMatch(after.stdout, /error:|warning:/, "prune removed what the killed processes left");
+      assert.doesNotMatch(after.stdout, /error:|warning:/, 'prune removed what the killed processes left');
       assert.equal((await strata(root, ['inspect', 'big:1'])).code, 0);
     });
   }
