@@ -18,6 +18,7 @@ import {
   rmSync,
   symlinkSync,
   unlinkSync,
+  write,
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -145,6 +146,20 @@ function lstatOrUndefined(path: string): Stats | undefined {
   }
 }
 
+const LARGE_FILE = 4 * 1024 * 1024;
+
+function writeAllSync(fd: number, chunk: Buffer): void {
+  for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
+}
+
+async function writeAll(fd: number, chunk: Buffer): Promise<void> {
+  for (let off = 0; off < chunk.length; ) {
+    off += await new Promise<number>((resolve, reject) => {
+      write(fd, chunk, off, chunk.length - off, null, (err, n) => (err ? reject(err) : resolve(n)));
+    });
+  }
+}
+
 async function drain(stream: AsyncIterable<unknown>): Promise<void> {
   for await (const _ of stream) {
     // discard: entries without data, or data strata does not use
@@ -167,6 +182,7 @@ class Applier {
   /** Directories known to be real directories (not symlinks) inside the root; '' is the root. */
   readonly #dirs = new Set<string>(['']);
   readonly #dirTimes = new Map<string, number>();
+  /** Overlay whiteout devices to create at the end (path → mtime), a few mknod processes at a time. */
   readonly #overlayWhiteouts = new Map<string, number>();
 
   constructor(root: string, mode: 'delete' | 'overlay') {
@@ -181,15 +197,15 @@ class Applier {
     // The root itself ("./" in `tar -C dir .` output) belongs to the caller; leave it alone.
     if (parts.length === 0) return drain(data);
     const base = parts[parts.length - 1]!;
+    const mtime = paxNumber(h.pax, 'mtime') ?? h.mtime.getTime() / 1000;
     if (base.startsWith(WHITEOUT_PREFIX)) {
       await drain(data);
-      return this.#whiteout(parts, h.name);
+      return this.#whiteout(parts, h.name, mtime);
     }
     const rel = parts.join('/');
     const abs = join(this.#ensureParents(parts, h.name), base);
     const uid = paxNumber(h.pax, 'uid') ?? h.uid;
     const gid = paxNumber(h.pax, 'gid') ?? h.gid;
-    const mtime = paxNumber(h.pax, 'mtime') ?? h.mtime.getTime() / 1000;
     const mode = h.mode & 0o7777;
 
     switch (h.type) {
@@ -198,8 +214,21 @@ class Applier {
         this.#removeExisting(abs, rel, false);
         const fd = openSync(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
         try {
-          for await (const chunk of data as AsyncIterable<Buffer>) {
-            for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
+          if (h.size <= LARGE_FILE) {
+            for await (const chunk of data as AsyncIterable<Buffer>) writeAllSync(fd, chunk);
+          } else {
+            // One write in flight on the threadpool while this thread hashes and parses the next chunk: for big
+            // files the copy into the page cache then overlaps the sha256 instead of adding to it.
+            let inFlight: Promise<void> | undefined;
+            try {
+              for await (const chunk of data as AsyncIterable<Buffer>) {
+                await inFlight;
+                inFlight = writeAll(fd, chunk);
+              }
+            } finally {
+              await inFlight?.catch(() => {});
+            }
+            await inFlight;
           }
           // chown before chmod (chown clears setuid/setgid) and before xattrs (it clears security.capability).
           fchownSync(fd, uid, gid);
@@ -377,7 +406,7 @@ class Applier {
     for (const [name, value] of xattrsOf(h)) setXattrSync(abs, name, value);
   }
 
-  #whiteout(parts: string[], entry: string): void {
+  #whiteout(parts: string[], entry: string, mtime: number): void {
     const base = parts[parts.length - 1]!;
     const dirParts = parts.slice(0, -1);
     if (base === OPAQUE_WHITEOUT) {
@@ -409,7 +438,7 @@ class Applier {
       const abs = join(dir, name);
       if (this.#written.has(rel)) return;
       this.#removeExisting(abs, rel, false);
-      this.#overlayWhiteouts.set(rel, 0);
+      this.#overlayWhiteouts.set(rel, mtime);
       return;
     }
     const dir = this.#walkParents(dirParts, entry, false);

@@ -14,6 +14,7 @@ function osErrno(err: unknown): number | undefined {
   const m = /os error (\d+)/.exec(err instanceof Error ? err.message : String(err));
   return m ? Number(m[1]) : undefined;
 }
+const EPERM = 1;
 const ENOENT = 2;
 const ENODATA = 61;
 const EOPNOTSUPP = 95;
@@ -77,13 +78,17 @@ export function getXattrSync(path: string, name: string): Buffer | undefined {
   }
 }
 
-/** Sets an xattr; returns false when the filesystem does not support it (the layer still applies, as with docker). */
+/** Sets an xattr; returns false when the file cannot carry it (the layer still applies, as with docker). */
 export function setXattrSync(path: string, name: string, value: Buffer): boolean {
   try {
     setAttributeSync(path, name, value);
     return true;
   } catch (err) {
-    if (osErrno(err) === EOPNOTSUPP) return false;
+    const e = osErrno(err);
+    if (e === EOPNOTSUPP) return false;
+    // The kernel allows user.* only on regular files and directories; a layer asking for one on a device or fifo
+    // gets the same treatment as an unsupported filesystem.
+    if (e === EPERM && name.startsWith('user.')) return false;
     throw fsError(`set extended attribute ${name} on`, path, err);
   }
 }

@@ -1,6 +1,6 @@
 import type { BigIntStats } from 'node:fs';
-import { closeSync, lstatSync, openSync, readlinkSync, readSync } from 'node:fs';
-import { open, readdir } from 'node:fs/promises';
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readlinkSync, readSync } from 'node:fs';
+import { type FileHandle, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Duplex, pipeline, Readable } from 'node:stream';
 import { errnoCode, PathEscapeError, StrataError } from '../errors/index.js';
@@ -78,18 +78,32 @@ function clampMtime(mtime: number, epoch: number | undefined): number {
   return epoch !== undefined && mtime > epoch ? epoch : mtime;
 }
 
-function changedWhilePacking(path: string): StrataError {
-  return new StrataError('FAILED_PRECONDITION', `${path} changed size while it was being packed`, {
-    hint: 'stop whatever writes to the directory (or the container) and try again',
+function changedWhilePacking(path: string, what = 'changed size'): StrataError {
+  return new StrataError('FAILED_PRECONDITION', `${path} ${what} while it was being packed`, {
+    hint: 'stop whatever writes to the directory (pause or stop the container) and try again',
   });
+}
+
+// O_NOFOLLOW plus an inode check: if the file was swapped for a symlink (or anything else) after it was examined,
+// packing fails instead of reading whatever the new path points at, possibly a host file.
+const OPEN_FLAGS = fsc.O_RDONLY | fsc.O_NOFOLLOW;
+
+function sameInode(a: BigIntStats, b: BigIntStats, path: string): void {
+  if (a.ino !== b.ino || a.dev !== b.dev) throw changedWhilePacking(path, 'was replaced');
 }
 
 // Small files are read synchronously: open/read/close from the page cache cost microseconds, far less than three
 // threadpool round trips each, and the deflate work keeps running on the threadpool meanwhile.
-function readSmallFile(path: string, size: number): Buffer {
+function readSmallFile(path: string, st: BigIntStats, size: number): Buffer {
   const buf = Buffer.allocUnsafe(size);
-  const fd = openSync(path, 'r');
+  let fd: number;
   try {
+    fd = openSync(path, OPEN_FLAGS);
+  } catch (err) {
+    throw errnoCode(err) === 'ELOOP' ? changedWhilePacking(path, 'was replaced') : err;
+  }
+  try {
+    sameInode(st, fstatSync(fd, { bigint: true }), path);
     let off = 0;
     while (off < size) {
       const n = readSync(fd, buf, off, size - off, null);
@@ -102,9 +116,15 @@ function readSmallFile(path: string, size: number): Buffer {
   return buf;
 }
 
-async function* readLargeFile(path: string, size: number): AsyncGenerator<Buffer> {
-  const fh = await open(path, 'r');
+async function* readLargeFile(path: string, st: BigIntStats, size: number): AsyncGenerator<Buffer> {
+  let fh: FileHandle;
   try {
+    fh = await open(path, OPEN_FLAGS);
+  } catch (err) {
+    throw errnoCode(err) === 'ELOOP' ? changedWhilePacking(path, 'was replaced') : err;
+  }
+  try {
+    sameInode(st, await fh.stat({ bigint: true }), path);
     let remaining = size;
     while (remaining > 0) {
       const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, remaining));
@@ -115,6 +135,15 @@ async function* readLargeFile(path: string, size: number): AsyncGenerator<Buffer
     }
   } finally {
     await fh.close();
+  }
+}
+
+function lstatForPacking(path: string): BigIntStats {
+  try {
+    return lstatSync(path, { bigint: true });
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') throw changedWhilePacking(path, 'was removed');
+    throw err;
   }
 }
 
@@ -166,7 +195,7 @@ async function* tarChunks(plan: () => Promise<Planned[]>, opts: PackOptions): As
       batch.push(encodeHeader(entry.header));
       batched += 512;
     } else {
-      const st = lstatSync(entry.source, { bigint: true });
+      const st = lstatForPacking(entry.source);
       let header = headerFor(entry.name, entry.source, st, opts);
       if (!header) continue;
       if (header.type === 'file' && st.nlink > 1n) {
@@ -180,13 +209,13 @@ async function* tarChunks(plan: () => Promise<Planned[]>, opts: PackOptions): As
         batch.push(head);
         batched += head.length;
       } else if (header.size <= SMALL_FILE) {
-        batch.push(head, readSmallFile(entry.source, header.size), padding(header.size));
+        batch.push(head, readSmallFile(entry.source, st, header.size), padding(header.size));
         batched += head.length + header.size + padding(header.size).length;
       } else {
         batch.push(head);
         batched += head.length;
         yield take();
-        yield* readLargeFile(entry.source, header.size);
+        yield* readLargeFile(entry.source, st, header.size);
         const pad = padding(header.size);
         if (pad.length > 0) {
           batch.push(pad);

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync, readFileSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import tar from 'tar-stream';
@@ -275,6 +277,27 @@ describe('pack and apply', { skip: !isRoot && 'needs root (owners, devices, trus
     assert.equal((await layer.info).uncompressedSize, bytes);
     assert.ok(bytes > 1024 ** 3);
     assert.ok(peak - before < 200 * 1024 * 1024, `rss grew by ${(peak - before) >> 20} MiB`);
+  });
+
+  it('writes files of 8 GiB and more so GNU tar reads their exact size', {
+    skip: !hasTool('tar') && 'no GNU tar',
+  }, async (t) => {
+    const dir = await tempDir(t);
+    const big = join(dir, 'huge.bin');
+    const size = 8 * 1024 ** 3 + 12_345; // sparse: no disk used, but every byte is read and hashed
+    writeFileSync(big, '');
+    truncateSync(big, size);
+    const layer = packDirectory(dir, { compression: 'none' });
+    const child = spawn('tar', ['-tvf', '-'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let listing = '';
+    child.stdout.on('data', (c: Buffer) => {
+      listing += c.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await pipeline(layer.stream, child.stdin);
+    assert.equal(await exited, 0);
+    assert.match(listing, new RegExp(`^-rw-r--r-- 0/0 +${size} .* huge.bin$`, 'm'));
+    assert.ok((await layer.info).uncompressedSize > size);
   });
 
   it('cancels packing and applying through an AbortSignal', async (t) => {
