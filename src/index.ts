@@ -42,6 +42,13 @@ export type { FsckReport, FsckProblem, GcResult } from './metadata/index.js';
 export type { Descriptor, Digest, ImageConfig, Platform } from './oci/index.js';
 export { parseReference, type Reference } from './reference/index.js';
 export { parsePlatform, formatPlatform, shortId } from './oci/index.js';
+export {
+  loadRegistryConfig,
+  parseRegistryConfig,
+  type RegistryConfig,
+  type RunningRegistry,
+  startRegistry,
+} from './registry/index.js';
 
 /** Where strata keeps its state: $STRATA_ROOT, else /var/lib/strata for root, else $XDG_DATA_HOME/strata. */
 export function defaultRoot(): string {

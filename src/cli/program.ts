@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerArchiveCommands } from './commands/archive.js';
 import { registerImageCommands } from './commands/images.js';
+import { registerRegistryCommands } from './commands/registry.js';
 import { registerSystemCommands } from './commands/system.js';
 
 export function buildProgram(): Command {
@@ -14,5 +15,6 @@ export function buildProgram(): Command {
   registerImageCommands(program, image);
   registerArchiveCommands(program, image);
   registerSystemCommands(program);
+  registerRegistryCommands(program);
   return program;
 }
