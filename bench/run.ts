@@ -3,8 +3,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run as layers } from './layers.js';
+import { run as registry } from './registry.js';
 
-const benches: Array<[string, () => Promise<string>]> = [['layers', layers]];
+const benches: Array<[string, () => Promise<string>]> = [
+  ['layers', layers],
+  ['registry', registry],
+];
 
 const wanted = process.argv.slice(2);
 const resultsDir = new URL('../../bench/results/', import.meta.url).pathname;

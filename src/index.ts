@@ -46,7 +46,11 @@ export {
   loadRegistryConfig,
   parseRegistryConfig,
   type RegistryConfig,
+  type RegistryGcDeletion,
+  type RegistryGcOptions,
+  type RegistryGcResult,
   type RunningRegistry,
+  registryGc,
   startRegistry,
 } from './registry/index.js';
 

@@ -10,13 +10,18 @@ export const Header = {
 
 export const API_VERSION = 'registry/2.0';
 
-/** `Range: bytes=a-b` of a blob GET; undefined when absent, null when unsatisfiable or malformed. */
+/**
+ * `Range: bytes=a-b` of a blob GET; undefined when absent or ignored (another unit, which RFC 9110 says to ignore,
+ * or several ranges, which a server may answer with the whole content), null when unsatisfiable or malformed.
+ */
 export function parseRangeHeader(
   value: string | undefined,
   size: number,
 ): { start: number; end: number } | null | undefined {
   if (value === undefined) return undefined;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(value.trim());
+  const v = value.trim();
+  if (!/^bytes=/i.test(v) || v.includes(',')) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/i.exec(v);
   if (!m || (m[1] === '' && m[2] === '')) return null;
   let start: number;
   let end: number;

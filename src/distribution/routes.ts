@@ -28,16 +28,25 @@ export function matchRoute(path: string): Route | undefined {
   let m = /^(.+)\/tags\/list$/.exec(rest);
   if (m) return { kind: 'tags', name: m[1]! };
   m = /^(.+)\/manifests\/([^/]+)$/.exec(rest);
-  if (m) return { kind: 'manifest', name: m[1]!, reference: decodeURIComponent(m[2]!) };
+  if (m) return { kind: 'manifest', name: m[1]!, reference: decodeComponent(m[2]!) };
   m = /^(.+)\/blobs\/uploads\/?$/.exec(rest);
   if (m) return { kind: 'uploads', name: m[1]! };
   m = /^(.+)\/blobs\/uploads\/([^/]+)$/.exec(rest);
   if (m) return { kind: 'upload', name: m[1]!, id: m[2]! };
   m = /^(.+)\/blobs\/([^/]+)$/.exec(rest);
-  if (m) return { kind: 'blob', name: m[1]!, digest: decodeURIComponent(m[2]!) };
+  if (m) return { kind: 'blob', name: m[1]!, digest: decodeComponent(m[2]!) };
   m = /^(.+)\/referrers\/([^/]+)$/.exec(rest);
-  if (m) return { kind: 'referrers', name: m[1]!, digest: decodeURIComponent(m[2]!) };
+  if (m) return { kind: 'referrers', name: m[1]!, digest: decodeComponent(m[2]!) };
   return undefined;
+}
+
+/** A percent-decoded path component; as it came when it is not valid percent-encoding (its check then refuses it). */
+function decodeComponent(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 export function isValidName(name: string): boolean {

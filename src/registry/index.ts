@@ -14,6 +14,12 @@ export {
   type RegistryConfigInput,
   registryConfigSchema,
 } from './config.js';
+export {
+  type RegistryGcDeletion,
+  type RegistryGcOptions,
+  type RegistryGcResult,
+  registryGc,
+} from './gc.js';
 export { RegistryMetrics } from './metrics.js';
 export {
   buildRegistryApp,

@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { type Logger, pino } from 'pino';
+import { destination, type Logger, pino } from 'pino';
 import { API_VERSION, DistributionError, errorBody, Header, matchRoute, type Route } from '../distribution/index.js';
 import { StrataError } from '../errors/index.js';
 import { createAuthenticator } from './auth/index.js';
 import type { RegistryConfig } from './config.js';
 import type { RegistryContext, RequestContext } from './context.js';
+import { registryGc } from './gc.js';
 import { accessFor, handlerFor } from './handlers/index.js';
 import { RegistryMetrics } from './metrics.js';
 import { FilesystemDriver, type StorageDriver } from './storage/index.js';
@@ -44,6 +45,16 @@ function sendError(reply: FastifyReply, err: DistributionError): void {
   reply.header('content-type', 'application/json').send(errorBody([err]));
 }
 
+function readPem(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new StrataError('NOT_FOUND', `cannot read TLS ${what} ${path}: ${(err as Error).message}`, {
+      hint: 'check --tls-cert and --tls-key (PEM files readable by this user)',
+    });
+  }
+}
+
 /** Parse `host:port` (IPv6 in brackets) for listen(). */
 export function parseAddr(addr: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr);
@@ -57,7 +68,8 @@ export function parseAddr(addr: string): { host: string; port: number } {
 
 export function buildRegistryApp(opts: RegistryServerOptions): { app: FastifyInstance; context: RegistryContext } {
   const { config } = opts;
-  const log = opts.logger ?? pino({ level: config.log.level, base: { service: 'strata-registry' } });
+  // JSON lines on stderr (as distribution logs): stdout stays free for the CLI's own output.
+  const log = opts.logger ?? pino({ level: config.log.level, base: { service: 'strata-registry' } }, destination(2));
   const driver = opts.driver ?? new FilesystemDriver(opts.root ?? config.root ?? '/var/lib/strata/registry');
   const metrics = new RegistryMetrics();
   const context: RegistryContext = {
@@ -68,6 +80,8 @@ export function buildRegistryApp(opts: RegistryServerOptions): { app: FastifyIns
     metrics,
     auth: createAuthenticator(config, log),
   };
+  // Touch re-used blobs well within GC's grace period (at most once a minute per blob): see gc.ts.
+  context.store.blobTouchAfterMs = Math.min(60_000, Math.max(100, config.gc.graceSeconds * 500));
   const app = Fastify({
     // Requests are logged once, by the onResponse hook below, with the fields operators grep for.
     logger: false,
@@ -77,7 +91,15 @@ export function buildRegistryApp(opts: RegistryServerOptions): { app: FastifyIns
     keepAliveTimeout: 65_000,
     // Blob bodies stream to storage; this limit applies only to bodies fastify itself parses (none here).
     bodyLimit: 1 << 20,
-    ...(config.tls ? { https: { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } } : {}),
+    // A path fastify cannot percent-decode is routed like any other: its bad digest, reference or name gets its own
+    // error code and the API version header, not fastify's bare 400.
+    frameworkErrors: (err: Error & { code?: string }, request: FastifyRequest, reply: FastifyReply) => {
+      if (err.code !== 'FST_ERR_BAD_URL') return onError(err, request, reply);
+      dispatch(request, reply).catch((e: unknown) => onError(e, request, reply));
+    },
+    ...(config.tls
+      ? { https: { cert: readPem(config.tls.cert, 'certificate'), key: readPem(config.tls.key, 'key') } }
+      : {}),
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
 
   // Bodies are never parsed or buffered by the framework: handlers read request.raw as a stream.
@@ -100,7 +122,7 @@ export function buildRegistryApp(opts: RegistryServerOptions): { app: FastifyIns
     );
   });
 
-  app.setErrorHandler((err: unknown, request, reply) => {
+  const onError = (err: unknown, request: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof DistributionError) return sendError(reply, err);
     const e = err as { code?: string; statusCode?: number; message?: string };
     if (e.code === 'ECONNRESET' || e.code === 'ERR_STREAM_PREMATURE_CLOSE' || e.message === 'aborted') {
@@ -122,7 +144,8 @@ export function buildRegistryApp(opts: RegistryServerOptions): { app: FastifyIns
       .code(500)
       .header('content-type', 'application/json')
       .send(JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'internal server error' }] }));
-  });
+  };
+  app.setErrorHandler(onError);
 
   // Async handlers that call reply.send must return the reply: otherwise fastify answers an empty body as soon as
   // the promise resolves, before a streamed payload has been piped.
@@ -154,6 +177,8 @@ export function buildRegistryApp(opts: RegistryServerOptions): { app: FastifyIns
   };
   app.route({ method: [...METHODS], url: '/v2', handler: dispatch });
   app.route({ method: [...METHODS], url: '/v2/*', handler: dispatch });
+  // Other methods (OPTIONS, ...) and paths: 405 UNSUPPORTED on a known route, 404 elsewhere, as the API answers.
+  app.setNotFoundHandler(dispatch);
 
   app.get('/healthz', async (_request, reply) => {
     const st = await driver.stat('/');
@@ -169,7 +194,7 @@ export function buildRegistryApp(opts: RegistryServerOptions): { app: FastifyIns
   return { app, context };
 }
 
-/** Start a registry on `config.addr` (port 0: a free port) and the background jobs (stale upload purge). */
+/** Start a registry on `config.addr` (port 0: a free port) and the background jobs (stale upload purge, GC). */
 export async function startRegistry(opts: RegistryServerOptions): Promise<RunningRegistry> {
   const { app, context } = buildRegistryApp(opts);
   const { host, port } = parseAddr(opts.config.addr);
@@ -185,6 +210,36 @@ export async function startRegistry(opts: RegistryServerOptions): Promise<Runnin
       .catch((err: unknown) => context.log.error({ err }, 'stale upload purge failed'));
   };
   timers.push(setInterval(purge, purgeIntervalSeconds * 1000).unref());
+  // Background GC: one run at a time (a tick during a run is skipped), errors logged, stopped by close().
+  const gcAbort = new AbortController();
+  let gcRunning: Promise<void> | undefined;
+  const { intervalSeconds: gcInterval, graceSeconds, retention } = opts.config.gc;
+  const runGc = (): void => {
+    if (gcRunning) {
+      context.log.debug('gc: previous run still going, tick skipped');
+      return;
+    }
+    gcRunning = registryGc(context.store, {
+      graceSeconds,
+      ...(retention ? { retention } : {}),
+      signal: gcAbort.signal,
+      onWarning: (message) => context.log.warn({ gc: true }, message),
+    })
+      .then((r) => {
+        context.metrics.gcRun(r);
+        context.log.info(
+          { blobs: r.blobs, bytes: r.bytes, manifests: r.manifests, tags: r.tags, ms: r.durationMs },
+          'gc finished',
+        );
+      })
+      .catch((err: unknown) => {
+        if (!gcAbort.signal.aborted) context.log.error({ err }, 'gc failed');
+      })
+      .finally(() => {
+        gcRunning = undefined;
+      });
+  };
+  if (gcInterval > 0) timers.push(setInterval(runGc, gcInterval * 1000).unref());
   return {
     url: `${opts.config.tls ? 'https' : 'http'}://${hostPart}:${address.port}`,
     host: `${hostPart}:${address.port}`,
@@ -193,7 +248,16 @@ export async function startRegistry(opts: RegistryServerOptions): Promise<Runnin
     context,
     close: async () => {
       for (const t of timers) clearInterval(t);
-      await app.close();
+      gcAbort.abort();
+      await gcRunning;
+      // close() closes the connections idle at that moment; one whose request was still running becomes idle later
+      // and would hold close() until keepAliveTimeout (65 s): sweep those as they go idle.
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+      try {
+        await app.close();
+      } finally {
+        clearInterval(sweep);
+      }
     },
   };
 }

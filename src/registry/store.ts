@@ -95,6 +95,14 @@ export class RegistryStore {
   readonly #busy = new Set<string>();
   readonly #manifests = new ManifestCache(1024);
 
+  /**
+   * A known blob that a client is told about again (HEAD or GET through a repository, a mount, a re-push, a manifest
+   * naming it) is touched when its last use is older than this: online GC (gc.ts) never deletes a blob used within
+   * its grace period, which covers a push that found the blob present and sends the manifest using it a moment later.
+   * Keep it well under the GC grace period (the server sets it from `gc.graceSeconds`).
+   */
+  blobTouchAfterMs = 60_000;
+
   constructor(readonly driver: StorageDriver) {}
 
   // ---------------------------------------------------------------- links and blobs
@@ -122,7 +130,39 @@ export class RegistryStore {
     const linked =
       (await this.#readLink(pathFor({ kind: 'layerLink', name, digest }))) === digest ||
       (await this.#readLink(pathFor({ kind: 'revisionLink', name, digest }))) === digest;
-    return linked ? this.blobSize(digest) : undefined;
+    if (!linked) return undefined;
+    const st = await this.driver.stat(pathFor({ kind: 'blobData', digest }));
+    if (!st || st.isDirectory) return undefined;
+    await this.touchBlob(digest, st.modified);
+    return st.size;
+  }
+
+  /** When a blob was last written or touched (ms since the epoch), and its size; undefined when it has no data. */
+  async blobLastUsed(digest: Digest): Promise<{ size: number; lastUsed: number } | undefined> {
+    const [data, touched] = await Promise.all([
+      this.driver.stat(pathFor({ kind: 'blobData', digest })),
+      this.driver.stat(pathFor({ kind: 'blobTouched', digest })),
+    ]);
+    if (!data || data.isDirectory) return undefined;
+    return { size: data.size, lastUsed: Math.max(data.modified.getTime(), touched?.modified.getTime() ?? 0) };
+  }
+
+  /**
+   * Mark a blob as used now (its `touched` marker, an atomic put: works on any driver) unless it was written or
+   * touched within `blobTouchAfterMs`. Storage that refuses writes takes no pushes either: nothing to protect then.
+   */
+  async touchBlob(digest: Digest, dataModified?: Date): Promise<void> {
+    const now = Date.now();
+    if (dataModified && now - dataModified.getTime() < this.blobTouchAfterMs) return;
+    const marker = pathFor({ kind: 'blobTouched', digest });
+    try {
+      const st = await this.driver.stat(marker);
+      if (st && now - st.modified.getTime() < this.blobTouchAfterMs) return;
+      await this.driver.putContent(marker, new Date(now).toISOString());
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code !== 'EROFS' && code !== 'EACCES' && code !== 'EPERM') throw err;
+    }
   }
 
   async readBlob(digest: Digest, start?: number, end?: number): Promise<Readable> {
@@ -132,6 +172,8 @@ export class RegistryStore {
   /** Make an existing blob readable from `name` (cross-repository mount, or a re-push of a known blob). */
   async linkBlob(name: string, digest: Digest): Promise<void> {
     await this.#writeLink(pathFor({ kind: 'layerLink', name, digest }), digest);
+    const st = await this.driver.stat(pathFor({ kind: 'blobData', digest }));
+    if (st && !st.isDirectory) await this.touchBlob(digest, st.modified);
   }
 
   /** Remove `name`'s link to a blob; the bytes stay for other repositories until GC. */
@@ -143,12 +185,14 @@ export class RegistryStore {
   }
 
   async #putSmallBlob(digest: Digest, data: Uint8Array): Promise<void> {
-    if ((await this.blobSize(digest)) === data.length) return;
+    const st = await this.driver.stat(pathFor({ kind: 'blobData', digest }));
+    if (st && !st.isDirectory && st.size === data.length) return this.touchBlob(digest, st.modified);
     await this.driver.putContent(pathFor({ kind: 'blobData', digest }), data);
   }
 
+  /** A repository exists once something was pushed to it (an upload in progress or abandoned does not count). */
   async repositoryExists(name: string): Promise<boolean> {
-    return (await this.driver.stat(pathFor({ kind: 'repository', name })))?.isDirectory === true;
+    return isRepository(await this.driver.list(pathFor({ kind: 'repository', name })));
   }
 
   // ---------------------------------------------------------------- uploads
@@ -227,6 +271,10 @@ export class RegistryStore {
     if (opts.length !== undefined && meter.bytes !== opts.length) {
       throw new DistributionError('SIZE_INVALID', { expected: opts.length, received: meter.bytes });
     }
+    // A streamed chunk (no Content-Length) must still be as long as its Content-Range says.
+    if (opts.range && meter.bytes !== opts.range.end - opts.range.start + 1) {
+      throw new DistributionError('SIZE_INVALID', { contentRange: opts.range, received: meter.bytes });
+    }
     return size;
   }
 
@@ -258,13 +306,10 @@ export class RegistryStore {
       );
     }
     const target = pathFor({ kind: 'blobData', digest });
-    if ((await this.blobSize(digest)) === state.size) {
-      // Someone stored the same bytes first: identical content, keep theirs.
-      await this.driver.delete(pathFor({ kind: 'upload', name, id }));
-    } else {
-      await this.driver.move(dataPath, target);
-      await this.driver.delete(pathFor({ kind: 'upload', name, id }));
-    }
+    // Always rename, even when someone stored the same bytes first: the content is identical, the rename is
+    // atomic, and the fresh mtime keeps GC (which may be about to delete an old unreferenced copy) off the blob.
+    await this.driver.move(dataPath, target);
+    await this.driver.delete(pathFor({ kind: 'upload', name, id }));
     await this.linkBlob(name, digest);
     return state.size;
   }
@@ -278,7 +323,7 @@ export class RegistryStore {
   /** Remove uploads started before `olderThan` in every repository; returns how many went. */
   async purgeUploads(olderThan: Date): Promise<number> {
     let purged = 0;
-    for (const name of await this.repositories()) {
+    for (const name of await this.#walkRepositories((children) => children.includes('_uploads'))) {
       for (const id of await this.driver.list(pathFor({ kind: 'uploads', name }))) {
         const started = await this.#readLink(pathFor({ kind: 'uploadStartedAt', name, id }));
         const st = await this.driver.stat(pathFor({ kind: 'uploadData', name, id }));
@@ -367,7 +412,8 @@ export class RegistryStore {
     const doc = await this.#validate(name, bytes, contentType);
     const mediaType = doc.mediaType;
     await this.#putSmallBlob(digest, bytes);
-    await this.#writeLink(pathFor({ kind: 'revisionLink', name, digest }), digest);
+    // Rewritten even when unchanged: a re-push makes the revision young again for the untagged-age retention rule.
+    await this.driver.putContent(pathFor({ kind: 'revisionLink', name, digest }), digest);
     const subject = (doc.kind === 'manifest' ? doc.manifest.subject : doc.index.subject)?.digest;
     if (subject) await this.#writeLink(pathFor({ kind: 'referrerLink', name, subject, digest }), digest);
     if (!byDigest) await this.driver.putContent(pathFor({ kind: 'tagCurrentLink', name, tag: reference }), digest);
@@ -472,13 +518,21 @@ export class RegistryStore {
     return out.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
   }
 
-  /** Every repository name, sorted (names hold slashes: a directory is a repository when it has `_` children). */
+  /**
+   * Every repository name, sorted (names hold slashes: a directory is a repository when it has blob links or
+   * manifests; one holding only uploads, say a push that failed its digest check, is not listed).
+   */
   async repositories(): Promise<string[]> {
+    return this.#walkRepositories(isRepository);
+  }
+
+  /** Names of the directories under repositories/ whose children satisfy `match`, sorted. */
+  async #walkRepositories(match: (children: string[]) => boolean): Promise<string[]> {
     const out: string[] = [];
     const walk = async (prefix: string): Promise<void> => {
       const dir = prefix ? pathFor({ kind: 'repository', name: prefix }) : pathFor({ kind: 'repositories' });
       const children = await this.driver.list(dir);
-      if (prefix && children.some((c) => c.startsWith('_'))) out.push(prefix);
+      if (prefix && match(children)) out.push(prefix);
       for (const c of children) {
         if (c.startsWith('_')) continue;
         const st = await this.driver.stat(`${dir}/${c}`);
@@ -488,6 +542,11 @@ export class RegistryStore {
     await walk('');
     return out.sort();
   }
+}
+
+/** Children of a repository directory that make it a repository (pushed blobs or manifests). */
+function isRepository(children: string[]): boolean {
+  return children.includes('_layers') || children.includes('_manifests');
 }
 
 export const EMPTY_JSON_DIGEST = 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a';

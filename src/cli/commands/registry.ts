@@ -4,9 +4,38 @@ import {
   loadRegistryConfig,
   parseRegistryConfig,
   type RegistryConfig,
+  type RegistryGcDeletion,
+  registryGc,
   StrataError,
   startRegistry,
 } from '../../index.js';
+import { print, printJson } from '../output.js';
+
+const DURATION_UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+
+/** A duration flag in seconds: `90`, `0s`, `30m`, `1h30m`, `7d` (Go's time.ParseDuration plus d and w). */
+function parseDuration(value: string, flag: string): number {
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v);
+  const parts = [...v.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== v) {
+    throw new StrataError('INVALID_ARGUMENT', `invalid duration for ${flag}: ${JSON.stringify(value)}`, {
+      hint: 'use a number of seconds or units s, m, h, d, w: 0s, 90m, 1h30m, 7d',
+    });
+  }
+  return Math.round(parts.reduce((sum, p) => sum + Number(p[1]) * DURATION_UNITS[p[2]!]!, 0));
+}
+
+function gcLine(e: RegistryGcDeletion): string {
+  switch (e.type) {
+    case 'blob':
+      return `blob eligible for deletion: ${e.digest} (${e.size} bytes)`;
+    case 'manifest':
+      return `manifest eligible for deletion: ${e.repository}@${e.digest}`;
+    case 'tag':
+      return `tag eligible for deletion: ${e.repository}:${e.tag} (${e.digest})`;
+  }
+}
 
 /** Config from --config (JSON), with flags on top: flags win, as with distribution's environment overrides. */
 async function registryConfig(
@@ -55,5 +84,55 @@ export function registerRegistryCommands(program: Command): void {
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
       });
+    });
+  registry
+    .command('gc')
+    .description(
+      'Delete blobs no manifest references, and apply retention rules; safe while a registry serves the storage',
+    )
+    .option('--root <dir>', 'storage directory (default: <strata root>/registry)')
+    .option('--config <file>', 'JSON registry config file: its gc section gives the defaults; flags override it')
+    .option('--dry-run', 'print what would be deleted, delete nothing')
+    .option('--grace <duration>', 'never delete blobs written or used within this long (default 1h; 0s only offline)')
+    .option(
+      '--keep-last-tags <n>',
+      'keep the newest N tags of each repository; delete older tags and what only they use',
+    )
+    .option('--delete-untagged-older-than <duration>', 'delete manifests no tag reaches, pushed longer ago than this')
+    .option('--format <format>', "'text' or 'json'")
+    .action(async (opts, cmd: Command) => {
+      const { config, root } = await registryConfig(cmd, { config: opts.config });
+      const graceSeconds = opts.grace === undefined ? config.gc.graceSeconds : parseDuration(opts.grace, '--grace');
+      const retention = { ...(config.gc.retention ?? {}) };
+      if (opts.keepLastTags !== undefined) {
+        if (!/^[1-9]\d*$/.test(opts.keepLastTags)) {
+          throw new StrataError(
+            'INVALID_ARGUMENT',
+            `--keep-last-tags must be a positive integer, not ${opts.keepLastTags}`,
+          );
+        }
+        retention.keepLastTags = Number(opts.keepLastTags);
+      }
+      if (opts.deleteUntaggedOlderThan !== undefined) {
+        retention.untaggedOlderThanSeconds = parseDuration(
+          opts.deleteUntaggedOlderThan,
+          '--delete-untagged-older-than',
+        );
+      }
+      const json = opts.format === 'json';
+      if (opts.format !== undefined && !json && opts.format !== 'text') {
+        throw new StrataError('INVALID_ARGUMENT', `unknown --format ${JSON.stringify(opts.format)}: use text or json`);
+      }
+      const dryRun = opts.dryRun === true;
+      const result = await registryGc(root, {
+        graceSeconds,
+        retention,
+        dryRun,
+        ...(json ? {} : { onProgress: (e: RegistryGcDeletion) => print(gcLine(e)) }),
+        onWarning: (message) => process.stderr.write(`warning: ${message}\n`),
+      });
+      if (json) return printJson(result);
+      const mb = (result.bytes / 1e6).toFixed(2);
+      print(`${result.blobs} blobs, ${result.manifests} manifests, ${mb} MB ${dryRun ? 'would be freed' : 'freed'}`);
     });
 }

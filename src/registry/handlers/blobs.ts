@@ -1,14 +1,18 @@
 import {
   DistributionError,
   Header,
+  isValidName,
   paths,
   parseContentRange,
   parseRangeHeader,
   type Route,
 } from '../../distribution/index.js';
+import { isDigest } from '../../oci/index.js';
 import type { Handler, RegistryContext, RequestContext } from '../context.js';
+import { pathFor } from '../storage/paths.js';
 import { rangeHeader } from '../store.js';
 import { checkDigest, checkName } from './common.js';
+import { hasPositionalReads, sendFileRange } from './send-file.js';
 
 type BlobRoute = Extract<Route, { kind: 'blob' }>;
 type UploadRoute = Extract<Route, { kind: 'upload' }>;
@@ -54,6 +58,11 @@ export const getBlob: Handler = async (ctx, req) => {
   reply.header('content-length', length);
   if (req.method === 'HEAD' || length === 0) return void reply.send();
   ctx.metrics.bytesOut(length);
+  if (hasPositionalReads(ctx.driver)) {
+    // Opened before the response is taken over: a missing file still fails as any request does.
+    const file = await ctx.driver.openRead(pathFor({ kind: 'blobData', digest }));
+    return sendFileRange(reply, file, start, length, ctx.log);
+  }
   return void reply.send(await ctx.store.readBlob(digest, start, end));
 };
 
@@ -147,10 +156,11 @@ export const startUpload: Handler = async (ctx, req) => {
   const route = req.route as UploadsRoute;
   const name = checkName(route.name);
   const mount = req.query.get('mount');
-  if (mount !== null) {
-    const digest = checkDigest(mount, 'mount');
-    const from = req.query.get('from');
-    if (from && from !== name && (await req.canPull(checkName(from)))) {
+  const from = req.query.get('from');
+  // A mount that cannot be done (a malformed digest or source name included) falls back to a fresh upload, 202.
+  if (mount !== null && isDigest(mount) && from !== null && isValidName(from)) {
+    const digest = mount;
+    if (from !== name && (await req.canPull(from))) {
       if ((await ctx.store.repoBlobSize(from, digest)) !== undefined) {
         await ctx.store.linkBlob(name, digest);
         return created(req, name, digest);

@@ -47,5 +47,6 @@ export function paginate(all: string[], query: URLSearchParams): { page: string[
   const last = query.get('last');
   const after = last ? all.filter((x) => x > last) : all;
   if (n === undefined) return { page: after, more: false };
-  return { page: after.slice(0, n), more: after.length > n };
+  // n=0 asks for an empty page: there is no last entry to continue after, so no Link either.
+  return { page: after.slice(0, n), more: n > 0 && after.length > n };
 }

@@ -162,7 +162,9 @@ export const referrers: Handler = async (ctx, req) => {
     list = list.filter((d) => d.artifactType === artifactType);
     req.reply.header(Header.OciFiltersApplied, 'artifactType');
   }
+  // A Buffer, not a string: fastify would append "; charset=utf-8" to a string's Content-Type, and clients compare
+  // the media type exactly.
   req.reply
     .header('content-type', MediaType.OciIndex)
-    .send(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: list }));
+    .send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: list })));
 };

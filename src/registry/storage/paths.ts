@@ -5,6 +5,7 @@ import { StrataError } from '../../errors/index.js';
  *
  *   /docker/registry/v2/
  *     blobs/<alg>/<hex[0:2]>/<hex>/data                       every blob once, for all repositories
+ *     blobs/<alg>/<hex[0:2]>/<hex>/touched                    refreshed when a known blob is used again (GC age)
  *     repositories/<name>/
  *       _layers/<alg>/<hex>/link                              the repository may read this blob
  *       _manifests/revisions/<alg>/<hex>/link                 a manifest pushed to the repository
@@ -17,6 +18,7 @@ export type PathSpec =
   | { kind: 'blobs' }
   | { kind: 'blobData'; digest: string }
   | { kind: 'blobDir'; digest: string }
+  | { kind: 'blobTouched'; digest: string }
   | { kind: 'repositories' }
   | { kind: 'repository'; name: string }
   | { kind: 'layerLink'; name: string; digest: string }
@@ -45,8 +47,12 @@ function split(digest: string): [string, string] {
   return [alg, hex];
 }
 
-function safe(component: string, what: string): string {
-  if (!component || component.split('/').some((c) => c === '' || c === '.' || c === '..' || c.startsWith('_'))) {
+/** `reserved`: a leading `_` is refused (names the registry's own directories); tags may start with one. */
+function safe(component: string, what: string, reserved = true): string {
+  if (
+    !component ||
+    component.split('/').some((c) => c === '' || c === '.' || c === '..' || (reserved && c.startsWith('_')))
+  ) {
     throw new StrataError('INVALID_ARGUMENT', `invalid ${what} for a storage path: ${component}`);
   }
   return component;
@@ -64,6 +70,8 @@ export function pathFor(spec: PathSpec): string {
     }
     case 'blobData':
       return `${pathFor({ kind: 'blobDir', digest: spec.digest })}/data`;
+    case 'blobTouched':
+      return `${pathFor({ kind: 'blobDir', digest: spec.digest })}/touched`;
     case 'repositories':
       return `${ROOT}/repositories`;
     case 'repository':
@@ -83,7 +91,7 @@ export function pathFor(spec: PathSpec): string {
     case 'tags':
       return `${pathFor({ kind: 'repository', name: spec.name })}/_manifests/tags`;
     case 'tag':
-      return `${pathFor({ kind: 'tags', name: spec.name })}/${safe(spec.tag, 'tag')}`;
+      return `${pathFor({ kind: 'tags', name: spec.name })}/${safe(spec.tag, 'tag', false)}`;
     case 'tagCurrentLink':
       return `${pathFor({ kind: 'tag', name: spec.name, tag: spec.tag })}/current/link`;
     case 'referrers': {
