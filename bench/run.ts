@@ -4,10 +4,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run as layers } from './layers.js';
 import { run as registry } from './registry.js';
+import { run as remote } from './remote.js';
 
 const benches: Array<[string, () => Promise<string>]> = [
   ['layers', layers],
   ['registry', registry],
+  ['remote', remote],
 ];
 
 const wanted = process.argv.slice(2);

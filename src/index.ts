@@ -32,7 +32,29 @@ import {
   isDigest,
   type Platform,
 } from './oci/index.js';
-import { parseReference, type Reference } from './reference/index.js';
+import { parseReference, type Reference, withTag } from './reference/index.js';
+import {
+  type AuthConfig,
+  createTransport,
+  credentialKey,
+  defaultCredentialStore,
+  type FileCredentialStore,
+  type Transport,
+  type TransportOptions,
+  verifyCredentials,
+  listTags,
+  type ProgressFn,
+  type PullOptions as RemotePullOptions,
+  pullImage,
+  type RegistryTransport,
+  type CopyOptions as RemoteCopyOptions,
+  type CopyResult,
+  copyImage,
+  parseImageName,
+  type PushOptions as RemotePushOptions,
+  type PushResult,
+  pushImage,
+} from './remote/index.js';
 import { Snapshotter } from './snapshot/index.js';
 
 export { StrataError, isStrataError } from './errors/index.js';
@@ -42,6 +64,9 @@ export type { FsckReport, FsckProblem, GcResult } from './metadata/index.js';
 export type { Descriptor, Digest, ImageConfig, Platform } from './oci/index.js';
 export { parseReference, type Reference } from './reference/index.js';
 export { parsePlatform, formatPlatform, shortId } from './oci/index.js';
+export type { ProgressEvent, ProgressFn, ProgressState, RegistryTransport } from './remote/index.js';
+export type { CopiedBlob, CopyResult, PushedBlob, PushResult } from './remote/index.js';
+export type { AuthConfig, CredentialStore, TransportOptions } from './remote/index.js';
 export {
   loadRegistryConfig,
   parseRegistryConfig,
@@ -89,6 +114,45 @@ export interface HistoryRow {
   emptyLayer: boolean;
 }
 
+export interface PullOptions extends Omit<RemotePullOptions, 'onProgress'> {
+  onProgress?: ProgressFn;
+  /** Pull every tag of the repository (the reference must name no tag or digest). */
+  allTags?: boolean;
+  /** A transport to use instead of one made for the reference's registry (tests, custom clients). */
+  transport?: RegistryTransport;
+  /** Registries reached over plain HTTP (127.0.0.1 and localhost always are). */
+  insecureRegistries?: string[];
+}
+
+export interface PulledImage {
+  /** The name the image is stored under (docker.io/library/busybox:latest, or repo@digest for a digest pull). */
+  reference: string;
+  /** The repository digest (the index's when the image came through one). */
+  digest: Digest;
+  /** The image ID (config digest). */
+  id: Digest;
+  manifest: Digest;
+  upToDate: boolean;
+  /** docker's closing status line: "Downloaded newer image for busybox:latest". */
+  status: string;
+  layers: { digest: Digest; size: number; state: 'exists' | 'downloaded' }[];
+  bytesDownloaded: number;
+}
+
+export interface PushOptions extends Omit<RemotePushOptions, 'root'> {
+  /** A transport to use instead of one made for the reference's registry (tests, custom clients). */
+  transport?: RegistryTransport;
+  /** Registries reached over plain HTTP (127.0.0.1 and localhost always are). */
+  insecureRegistries?: string[];
+}
+
+export interface CopyOptions extends RemoteCopyOptions {
+  /** Transports to use instead of ones made for each registry (tests, custom clients); not closed. */
+  transport?: (registry: string) => RegistryTransport;
+  /** Registries reached over plain HTTP (127.0.0.1 and localhost always are). */
+  insecureRegistries?: string[];
+}
+
 export interface DiskUsage {
   images: { total: number; size: number; reclaimable: number };
   perImage: { reference: string; id: Digest; size: number; shared: number; unique: number }[];
@@ -120,6 +184,57 @@ export class Strata {
   /** Normalize a user-given name (busybox -> docker.io/library/busybox:latest). */
   static normalize(name: string): Reference {
     return parseReference(name);
+  }
+
+  /** strata's credentials: its auth file (`$STRATA_CONFIG_DIR/auth.json`, ...), then docker's config.json. */
+  static credentialStore(): FileCredentialStore {
+    return defaultCredentialStore();
+  }
+
+  /** Credentials already known for a registry (strata's auth file, docker's config.json and helpers). */
+  static async storedCredentials(registry: string): Promise<AuthConfig | undefined> {
+    return defaultCredentialStore().get(credentialKey(registry || 'docker.io'));
+  }
+
+  /**
+   * `login`: check the user name and password against the registry (`GET /v2/`, following a Bearer challenge to
+   * the token server with them), then store them in strata's auth file (atomic write, mode 0600). Nothing is
+   * stored when the check fails (UNAUTHENTICATED "unauthorized: ..."). An empty registry means Docker Hub.
+   */
+  static async login(
+    registry: string,
+    opts: {
+      username: string;
+      password: string;
+      insecureRegistries?: string[];
+      signal?: AbortSignal;
+      /** false: only check (credentials that are already stored somewhere). */
+      store?: boolean;
+    },
+  ): Promise<{ registry: string; authFile: string }> {
+    const host = credentialKey(registry || 'docker.io');
+    await verifyCredentials(
+      host,
+      { username: opts.username, password: opts.password },
+      {
+        ...(opts.insecureRegistries ? { insecureRegistries: opts.insecureRegistries } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      },
+    );
+    const store = defaultCredentialStore();
+    if (opts.store !== false) await store.store(host, { username: opts.username, password: opts.password });
+    return { registry: host, authFile: store.authFile };
+  }
+
+  /** `logout`: remove the registry's entry from strata's auth file (docker's own files are never written). */
+  static async logout(registry: string): Promise<{ registry: string; removed: boolean }> {
+    const host = credentialKey(registry || 'docker.io');
+    return { registry: host, removed: await defaultCredentialStore().erase(host) };
+  }
+
+  /** A transport to a registry host with strata's credentials (auth, token cache, retries); close it when done. */
+  transport(registry: string, opts: TransportOptions = {}): Transport {
+    return createTransport(registry, { credentials: defaultCredentialStore(), ...opts });
   }
 
   async #roots(): Promise<{ descriptor: Descriptor; name: string }[]> {
@@ -403,6 +518,142 @@ export class Strata {
         out.push({ references: l.references, id: image.id, digest: l.descriptor.digest });
       }
       return out;
+    });
+  }
+
+  /**
+   * `pull`: fetch an image (or, with `allTags`, every tag of a repository) from its registry into the store: only
+   * the blobs the store lacks are downloaded, verified while they stream and unpacked as they arrive; an interrupted
+   * download resumes where it stopped. The image is tagged under a lease, so garbage collection cannot race it.
+   */
+  async pull(name: string, opts: PullOptions = {}): Promise<PulledImage[]> {
+    const ref = parseReference(name, opts.allTags ? { defaultTag: '' } : {});
+    if (opts.allTags && (ref.tag !== undefined || ref.digest !== undefined)) {
+      throw new StrataError('INVALID_ARGUMENT', "tag can't be used with --all-tags/-a", {
+        hint: 'give the repository name alone, for example busybox',
+      });
+    }
+    const { allTags: _a, transport: given, insecureRegistries, ...pullOpts } = opts;
+    const transport = given ?? (await this.#transport(ref.registry, insecureRegistries));
+    try {
+      const refs = opts.allTags
+        ? (await listTags(transport, ref.repository, opts.signal ? { signal: opts.signal } : {}))
+            .sort()
+            .map((t) => withTag(ref, t))
+        : [ref];
+      if (refs.length === 0) {
+        throw new StrataError('NOT_FOUND', `repository ${ref.familiar()} has no tags`, {
+          hint: 'push an image to it first',
+        });
+      }
+      const out: PulledImage[] = [];
+      for (const r of refs) {
+        out.push(
+          await withLease(this.root, async () => {
+            const res = await pullImage(transport, this.content, this.snapshots, r, pullOpts);
+            const stored = r.digest ? `${r.name}@${res.descriptor.digest}` : r.toString();
+            const before = await this.names.get(stored);
+            await this.names.set(stored, {
+              mediaType: res.descriptor.mediaType,
+              digest: res.descriptor.digest,
+              size: res.descriptor.size,
+            });
+            const upToDate = before?.digest === res.descriptor.digest && res.newBlobs === 0;
+            const status = `${upToDate ? 'Image is up to date' : 'Downloaded newer image'} for ${r.familiar()}`;
+            opts.onProgress?.({ kind: 'result', reference: r.toString(), digest: res.digest, status });
+            return {
+              reference: stored,
+              digest: res.digest,
+              id: res.id,
+              manifest: res.manifest.digest,
+              upToDate,
+              status,
+              layers: res.layers,
+              bytesDownloaded: res.bytesDownloaded,
+            };
+          }),
+        );
+      }
+      return out;
+    } finally {
+      if (!given) await transport.close();
+    }
+  }
+
+  /**
+   * `push`: put a local image on its registry. Only blobs the registry lacks move: HEAD first, then a
+   * cross-repository mount from a repository of the same registry known to hold the blob, else an upload (chunked
+   * and resumable when large, bytes as stored); the manifest is put last. The blobs' whereabouts are recorded for
+   * later mounts.
+   */
+  async push(name: string, opts: PushOptions = {}): Promise<PushResult> {
+    const ref = parseReference(name);
+    let descriptor: Descriptor | undefined;
+    if (ref.digest) {
+      const hit = (await this.names.list()).find(
+        (t) => t.descriptor.digest === ref.digest && parseReference(t.reference).name === ref.name,
+      );
+      descriptor =
+        hit?.descriptor ??
+        ((await this.content.has(ref.digest)) ? { mediaType: '', digest: ref.digest, size: 0 } : undefined);
+    } else {
+      descriptor = await this.names.get(ref.toString());
+    }
+    if (!descriptor) {
+      throw new StrataError('NOT_FOUND', `An image does not exist locally with the tag: ${ref.familiar()}`, {
+        hint: `tag an image first: strata tag IMAGE ${ref.familiar()}`,
+      });
+    }
+    const { transport: given, insecureRegistries, ...pushOpts } = opts;
+    const transport = given ?? (await this.#transport(ref.registry, insecureRegistries));
+    const target = descriptor;
+    try {
+      return await withLease(this.root, () =>
+        pushImage(transport, this.content, ref, target, { ...pushOpts, root: this.root }),
+      );
+    } finally {
+      if (!given) await transport.close();
+    }
+  }
+
+  /**
+   * `copy`: copy an image between registries (`docker://`), OCI layouts (`oci:DIR[:REF]`), OCI archives
+   * (`oci-archive:FILE[:REF]`) and docker archives (`docker-archive:FILE[:REF]`), as skopeo copy does, without going
+   * through the local store. Manifests are copied byte for byte where the formats allow, so digests stay.
+   */
+  async copy(source: string, destination: string, opts: CopyOptions = {}): Promise<CopyResult> {
+    const src = parseImageName(source);
+    const dst = parseImageName(destination);
+    const { transport: given, insecureRegistries, ...copyOpts } = opts;
+    const made = new Map<string, RegistryTransport>();
+    try {
+      return await copyImage(
+        src,
+        dst,
+        {
+          transport: async (registry) => {
+            if (given) return given(registry);
+            let t = made.get(registry);
+            if (!t) {
+              t = await this.#transport(registry, insecureRegistries);
+              made.set(registry, t);
+            }
+            return t;
+          },
+          tmpDir: join(this.root, 'tmp'),
+          root: this.root,
+        },
+        copyOpts,
+      );
+    } finally {
+      for (const t of made.values()) await t.close().catch(() => {});
+    }
+  }
+
+  async #transport(registry: string, insecureRegistries: string[] | undefined): Promise<RegistryTransport> {
+    return createTransport(registry, {
+      credentials: defaultCredentialStore(),
+      ...(insecureRegistries ? { insecureRegistries } : {}),
     });
   }
 

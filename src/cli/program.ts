@@ -1,6 +1,10 @@
 import { Command } from 'commander';
 import { registerArchiveCommands } from './commands/archive.js';
+import { registerCopyCommand } from './commands/copy.js';
 import { registerImageCommands } from './commands/images.js';
+import { registerLoginCommands } from './commands/login.js';
+import { registerPullCommand } from './commands/pull.js';
+import { registerPushCommand } from './commands/push.js';
 import { registerRegistryCommands } from './commands/registry.js';
 import { registerSystemCommands } from './commands/system.js';
 
@@ -14,7 +18,11 @@ export function buildProgram(): Command {
   const image = program.command('image').description('Manage images');
   registerImageCommands(program, image);
   registerArchiveCommands(program, image);
+  registerPullCommand(program, image);
+  registerPushCommand(program, image);
+  registerCopyCommand(program);
   registerSystemCommands(program);
   registerRegistryCommands(program);
+  registerLoginCommands(program);
   return program;
 }

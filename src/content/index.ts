@@ -10,5 +10,6 @@ export {
   type Expected,
   type Ingested,
   type ReadOptions,
+  ResumableIngest,
   VerifyingStream,
 } from './store.js';

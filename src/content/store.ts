@@ -1,8 +1,8 @@
 import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { chmod, type FileHandle, mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { addAbortSignal, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestMismatchError, errnoCode, SizeMismatchError, StrataError } from '../errors/index.js';
 import {
@@ -13,7 +13,7 @@ import {
   digestHex,
   parseDigest,
 } from '../oci/index.js';
-import { fsyncDir, HashingStream } from '../util/index.js';
+import { fsyncDir, HashingStream, withLock } from '../util/index.js';
 
 export interface BlobInfo {
   digest: Digest;
@@ -244,6 +244,51 @@ export class ContentStore {
   }
 
   /**
+   * A resumable ingest for one blob: a stable entry `ingest/r-<alg>-<hex>/data` named by the digest (so a later
+   * process finds it), held under a cross-process lock (`ingest/r-<alg>-<hex>.lock`) so two writers never write the
+   * same file. Bytes already there are re-hashed on open (streaming) to restore the hash state; `offset` says where
+   * to continue (an HTTP `Range: bytes=<offset>-`). The entry survives its writer's death (cleanIngest spares it
+   * until its age limit) and is never visible as a blob until `commit()`.
+   *
+   * Waits while another process holds the lock; check `has(digest)` afterwards, it may have committed the blob.
+   */
+  async resumable(
+    digest: Digest,
+    size: number,
+    opts: { what?: string; signal?: AbortSignal } = {},
+  ): Promise<ResumableIngest> {
+    const dir = join(this.#ingest, resumableName(digest));
+    let release: () => Promise<void>;
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      try {
+        release = await holdLock(dir);
+        break;
+      } catch (err) {
+        // withLock gave up after about a minute: the holder is alive (it refreshes the lock), so keep waiting.
+        if (!(err instanceof StrataError && err.code === 'UNAVAILABLE')) throw err;
+      }
+    }
+    try {
+      await mkdir(dir, { recursive: true });
+      const path = join(dir, 'data');
+      let fh: FileHandle;
+      try {
+        fh = await open(path, 'r+');
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw err;
+        fh = await open(path, 'w+', 0o644);
+      }
+      const w = new ResumableIngest(this, dir, path, fh, digest, size, opts.what ?? `blob ${digest}`, release);
+      await w.restore(opts.signal);
+      return w;
+    } catch (err) {
+      await release();
+      throw err;
+    }
+  }
+
+  /**
    * Remove ingest entries left by processes that died (the writer's pid is in the entry's name) or older than
    * `maxAgeMs`. A live writer's entry is never touched.
    */
@@ -252,9 +297,23 @@ export class ContentStore {
     let removed = 0;
     for (const name of names) {
       const p = join(this.#ingest, name);
-      const pid = Number(name.split('-')[1]);
       const st = await stat(p).catch(() => undefined);
       if (!st) continue;
+      if (name.startsWith('r-')) {
+        // Resumable entries outlive their writer on purpose; only age removes them, never while a live writer
+        // holds the lock (refreshed every second) or appends to the data (its mtime).
+        if (name.endsWith('.lock')) continue;
+        const data = await stat(join(p, 'data')).catch(() => undefined);
+        const lock = await stat(`${p}.lock`).catch(() => undefined);
+        if (lock && Date.now() - lock.mtimeMs < 30_000) continue;
+        if (Date.now() - Math.max(st.mtimeMs, data?.mtimeMs ?? 0) > maxAgeMs) {
+          await rm(p, { recursive: true, force: true });
+          await rm(`${p}.lock`, { recursive: true, force: true });
+          removed++;
+        }
+        continue;
+      }
+      const pid = Number(name.split('-')[1]);
       const dead = Number.isInteger(pid) && pid > 0 && !processAlive(pid);
       if (dead || Date.now() - st.mtimeMs > maxAgeMs) {
         await rm(p, { recursive: true, force: true });
@@ -262,6 +321,196 @@ export class ContentStore {
       }
     }
     return removed;
+  }
+}
+
+function resumableName(d: Digest): string {
+  return `r-${digestAlgorithm(d)}-${digestHex(d)}`;
+}
+
+/** Take a `withLock` lock and keep it until the returned function is called. */
+function holdLock(path: string): Promise<() => Promise<void>> {
+  return new Promise((resolve, reject) => {
+    let letGo!: () => void;
+    const held = new Promise<void>((r) => {
+      letGo = r;
+    });
+    let acquired = false;
+    const done: Promise<void> = withLock(path, async () => {
+      acquired = true;
+      resolve(async () => {
+        letGo();
+        await done.catch(() => {});
+      });
+      await held;
+    });
+    done.catch((err: unknown) => {
+      if (!acquired) reject(err);
+    });
+  });
+}
+
+/**
+ * A blob being written resumably (see `ContentStore.resumable`). Bytes are written at explicit positions and
+ * hashed after they were written, so `offset` always counts bytes that are on disk and in the hash state. Exactly
+ * one of `commit()`, `release()` (keep the bytes for a later resume) or `abort()` (drop them) ends it and lets go
+ * of the lock.
+ */
+export class ResumableIngest {
+  #hash: Hash;
+  #offset = 0;
+  #verified = false;
+  #ended = false;
+  readonly #release: () => Promise<void>;
+  readonly algorithm: DigestAlgorithm;
+
+  constructor(
+    readonly store: ContentStore,
+    readonly dir: string,
+    /** The data file: readable before commit (to unpack a layer as soon as it is verified). */
+    readonly path: string,
+    readonly fh: FileHandle,
+    readonly digest: Digest,
+    readonly size: number,
+    readonly what: string,
+    release: () => Promise<void>,
+  ) {
+    this.#release = release;
+    this.algorithm = digestAlgorithm(digest);
+    this.#hash = createHash(this.algorithm);
+  }
+
+  /** Bytes on disk and hashed: where the next byte goes. */
+  get offset(): number {
+    return this.#offset;
+  }
+
+  /** Bytes found on disk when it was opened (restored from an earlier attempt). */
+  restored = 0;
+
+  /** Re-hash the bytes an earlier writer left (streaming). Called once, by `ContentStore.resumable`. */
+  async restore(signal?: AbortSignal): Promise<void> {
+    const st = await this.fh.stat();
+    if (st.size > this.size) {
+      await this.reset();
+      return;
+    }
+    if (st.size === 0) return;
+    const src = this.fh.createReadStream({ start: 0, end: st.size - 1, autoClose: false, highWaterMark: 1 << 20 });
+    if (signal) addAbortSignal(signal, src);
+    for await (const chunk of src as AsyncIterable<Buffer>) {
+      this.#hash.update(chunk);
+      this.#offset += chunk.length;
+    }
+    this.restored = this.#offset;
+  }
+
+  /**
+   * Append a stream at `offset`, hashing as it goes; `onBytes` hears each chunk written. Bytes past `size` fail
+   * with SizeMismatchError. On any error (a cut connection) what was written stays and `offset` counts it.
+   */
+  async append(
+    src: Readable | Uint8Array,
+    opts: { signal?: AbortSignal; onBytes?: (n: number) => void } = {},
+  ): Promise<number> {
+    this.#check();
+    this.#verified = false;
+    const source = src instanceof Uint8Array ? Readable.from([src]) : src;
+    if (opts.signal) addAbortSignal(opts.signal, source);
+    let n = 0;
+    try {
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        if (this.#offset + chunk.length > this.size) {
+          throw new SizeMismatchError(this.what, this.size, this.#offset + chunk.length);
+        }
+        let done = 0;
+        while (done < chunk.length) {
+          const { bytesWritten } = await this.fh.write(chunk, done, chunk.length - done, this.#offset + done);
+          done += bytesWritten;
+        }
+        this.#hash.update(chunk);
+        this.#offset += chunk.length;
+        n += chunk.length;
+        opts.onBytes?.(chunk.length);
+      }
+    } finally {
+      if (!source.destroyed) source.destroy();
+    }
+    return n;
+  }
+
+  /** Throw away the bytes and start again at 0 (the source cannot resume, or the bytes were wrong). */
+  async reset(): Promise<void> {
+    this.#check();
+    await this.fh.truncate(0);
+    this.#hash = createHash(this.algorithm);
+    this.#offset = 0;
+    this.#verified = false;
+  }
+
+  /**
+   * Check the complete blob against its size and digest and fsync it. Throws SizeMismatchError or
+   * DigestMismatchError; the bytes stay until `reset()` or `abort()`.
+   */
+  async verify(): Promise<void> {
+    this.#check();
+    if (this.#offset !== this.size) throw new SizeMismatchError(this.what, this.size, this.#offset);
+    const actual = digestFromHex(this.#hash.copy().digest('hex'), this.algorithm);
+    if (actual !== this.digest) throw new DigestMismatchError(this.what, this.digest, actual);
+    await this.fh.sync();
+    this.#verified = true;
+  }
+
+  get verified(): boolean {
+    return this.#verified;
+  }
+
+  /** Make the verified bytes a blob (idempotent if the blob exists already) and let go of the lock. */
+  async commit(): Promise<void> {
+    if (!this.#verified) throw new StrataError('INTERNAL', `${this.what}: commit before verify`);
+    this.#check();
+    this.#ended = true;
+    try {
+      await this.fh.close();
+      const target = this.store.blobPath(this.digest);
+      const targetDir = dirname(target);
+      await mkdir(targetDir, { recursive: true });
+      await chmod(this.path, 0o444);
+      await rename(this.path, target);
+      await fsyncDir(targetDir);
+      await rm(this.dir, { recursive: true, force: true });
+    } finally {
+      await this.#release();
+    }
+  }
+
+  /** Keep the bytes for a later attempt and let go of the lock. */
+  async release(): Promise<void> {
+    if (this.#ended) return;
+    this.#ended = true;
+    try {
+      await this.fh.truncate(this.#offset).catch(() => {});
+      await this.fh.close().catch(() => {});
+    } finally {
+      await this.#release();
+    }
+  }
+
+  /** Drop the bytes and the entry, and let go of the lock. */
+  async abort(): Promise<void> {
+    if (this.#ended) return;
+    this.#ended = true;
+    try {
+      await this.fh.close().catch(() => {});
+      await rm(this.path, { force: true });
+      await rmdir(this.dir).catch(() => {});
+    } finally {
+      await this.#release();
+    }
+  }
+
+  #check(): void {
+    if (this.#ended) throw new StrataError('INTERNAL', `${this.what}: resumable ingest used after it ended`);
   }
 }
 

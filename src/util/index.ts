@@ -7,3 +7,4 @@
 export { HashingStream, sha256Hex } from './hash.js';
 export { exists, fsyncDir, mapLimit, tempPathFor, writeFileAtomic } from './fs.js';
 export { withLock } from './lock.js';
+export { limiter } from './limit.js';

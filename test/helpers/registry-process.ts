@@ -56,7 +56,8 @@ async function waitReady(child: ChildProcess, url: string, log: () => string): P
     try {
       const r = await fetch(`${url}/v2/`);
       await r.arrayBuffer();
-      if (r.status === 200) return;
+      // 401: up and asking for credentials (a registry with auth configured).
+      if (r.status === 200 || r.status === 401) return;
     } catch {
       // not listening yet
     }
@@ -144,7 +145,10 @@ export const DOCKER_REGISTRY = '/usr/bin/docker-registry';
  * deletes enabled, the in-memory blob descriptor cache of the packaged config, access log off and level warn (as
  * strata's warn level: no line per request).
  */
-export async function startDockerRegistry(root: string, opts: { accessLog?: boolean } = {}): Promise<RegistryProcess> {
+export async function startDockerRegistry(
+  root: string,
+  opts: { accessLog?: boolean /** bcrypt htpasswd file: Basic auth on every request. */; htpasswd?: string } = {},
+): Promise<RegistryProcess> {
   await mkdir(join(root, 'storage'), { recursive: true });
   return launch('docker-registry', root, (port) => {
     const config = join(root, `config-${port}.yml`);
@@ -167,6 +171,7 @@ export async function startDockerRegistry(root: string, opts: { accessLog?: bool
         `  addr: 127.0.0.1:${port}`,
         // A fixed secret silences the "no HTTP secret" warning; uploads never cross instances here.
         '  secret: strata-interop-tests',
+        ...(opts.htpasswd ? ['auth:', '  htpasswd:', '    realm: docker-registry', `    path: ${opts.htpasswd}`] : []),
         '',
       ].join('\n'),
     );
