@@ -2,6 +2,24 @@ import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode, StrataError } from '../errors/index.js';
 import { fsyncDir, sha256Hex, writeFileAtomic } from '../util/index.js';
+import {
+  type ActiveLayerSource,
+  type ActiveMode,
+  type ActiveSnapshot,
+  activeLayerSource,
+  activeMode,
+  activeMounts,
+  diffActive,
+  getActive,
+  isActiveRootfs,
+  listActive,
+  mountActive,
+  prepareActive,
+  removeActive,
+  unmountActive,
+} from './active.js';
+import type { Change } from './diff.js';
+import type { Mount } from './mount.js';
 
 export interface SnapshotInfo {
   /** Committed snapshots: their name (a layer's chainId). Active ones: their key. */
@@ -84,6 +102,11 @@ export class Snapshotter {
   async commit(name: string, key: string, opts: { size?: number } = {}): Promise<boolean> {
     const active = await this.stat(key);
     if (active?.kind !== 'active') throw new StrataError('NOT_FOUND', `active snapshot ${key} not found`);
+    if (await isActiveRootfs(this.#dirOf(key))) {
+      throw new StrataError('FAILED_PRECONDITION', `${key} is a container rootfs snapshot and cannot be committed`, {
+        hint: 'pack it with layerSource() and unpack the layer instead',
+      });
+    }
     if (await this.stat(name)) {
       await this.remove(key);
       return false;
@@ -146,5 +169,59 @@ export class Snapshotter {
     if (!dir.startsWith(`${this.root}/`))
       throw new StrataError('INVALID_ARGUMENT', `${dir} is not a snapshot directory`);
     await rm(dir, { recursive: true, force: true });
+  }
+
+  // Active rootfs snapshots (containers, build steps): see active.ts.
+
+  /** Create a writable rootfs on the committed chain `parentChainId` (undefined: an image without layers). */
+  prepareActive(
+    key: string,
+    parentChainId: string | undefined,
+    opts: { labels?: Record<string, string>; mode?: ActiveMode } = {},
+  ): Promise<ActiveSnapshot> {
+    return prepareActive(this, key, parentChainId, opts);
+  }
+
+  getActive(key: string): Promise<ActiveSnapshot | undefined> {
+    return getActive(this, key);
+  }
+
+  listActive(): Promise<ActiveSnapshot[]> {
+    return listActive(this);
+  }
+
+  /** The mounts that make `key`'s rootfs (containerd's Mount), with absolute paths. */
+  mounts(key: string): Promise<Mount[]> {
+    return activeMounts(this, key);
+  }
+
+  /** Mount `key`'s rootfs on `target`; returns the canonical mount point. */
+  mountActive(key: string, target: string): Promise<string> {
+    return mountActive(this, key, target);
+  }
+
+  /** Unmount `target` (whatever is mounted there); returns whether something was. */
+  unmount(target: string): Promise<boolean> {
+    return unmountActive(this, target);
+  }
+
+  /** Unmount `key` wherever it is mounted and delete it; false if it did not exist. */
+  removeActive(key: string): Promise<boolean> {
+    return removeActive(this, key);
+  }
+
+  /** `docker diff` of `key` against its layer chain. */
+  diffActive(key: string): Promise<Change[]> {
+    return diffActive(this, key);
+  }
+
+  /** What a commit of `key` packs into a layer. */
+  layerSource(key: string): Promise<ActiveLayerSource> {
+    return activeLayerSource(this, key);
+  }
+
+  /** 'overlay' or 'copy': what prepareActive uses here (STRATA_SNAPSHOTTER, else overlayfs tried once). */
+  activeMode(): Promise<ActiveMode> {
+    return activeMode(this);
   }
 }
