@@ -11,6 +11,21 @@ import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import {
+  type AttachIO,
+  type CommitOptions,
+  type ContainerChange,
+  ContainerManager,
+  type ContainerRecord,
+  type ContainerSummary,
+  type CreateContainerOptions,
+  type ExecContainerOptions,
+  type LogEntry,
+  type MonitorMessage,
+  type ReadLogOptions,
+  type RunHooks,
+} from './container/index.js';
 import { ContentStore } from './content/index.js';
 import { StrataError } from './errors/index.js';
 import {
@@ -58,6 +73,31 @@ import {
 import { Snapshotter } from './snapshot/index.js';
 
 export { StrataError, isStrataError } from './errors/index.js';
+export type {
+  AttachIO,
+  BindMount,
+  CommitOptions,
+  ContainerChange,
+  ContainerRecord,
+  ContainerState,
+  ContainerStatus,
+  ContainerSummary,
+  CreateContainerOptions,
+  ExecContainerOptions,
+  LogEntry,
+  MonitorMessage,
+  RunHooks,
+} from './container/index.js';
+export {
+  mergeEnv,
+  parseCpus,
+  parseEnv,
+  parseEnvFile,
+  parseMemory,
+  parsePidsLimit,
+  parseVolume,
+  validateSignal,
+} from './container/index.js';
 export type { ErrorCode } from './errors/index.js';
 export type { Image, Layer, ArchiveFormat } from './image/index.js';
 export type { FsckReport, FsckProblem, GcResult } from './metadata/index.js';
@@ -165,18 +205,39 @@ export class Strata {
   readonly content: ContentStore;
   readonly snapshots: Snapshotter;
   readonly names: NameStore;
+  readonly containers: ContainerManager;
 
-  private constructor(root: string) {
+  private constructor(root: string, monitorCommand?: string[]) {
     this.root = root;
     this.content = new ContentStore(root);
     this.snapshots = new Snapshotter(root);
     this.names = new NameStore(root);
+    this.containers = new ContainerManager({
+      root,
+      content: this.content,
+      snapshots: this.snapshots,
+      names: this.names,
+      resolveImage: (ref) => this.resolve(ref),
+      // A detached container's monitor is the CLI's hidden `container monitor ID` command.
+      monitorCommand: monitorCommand ?? [
+        process.execPath,
+        fileURLToPath(new URL('./cli/main.js', import.meta.url)),
+        '--root',
+        root,
+        'container',
+        'monitor',
+      ],
+    });
   }
 
-  static async open(opts: { root?: string } = {}): Promise<Strata> {
+  /**
+   * Open (creating if needed) a root. `monitorCommand`: what runs a detached container's monitor (the container ID
+   * is appended); default strata's own CLI.
+   */
+  static async open(opts: { root?: string; monitorCommand?: string[] } = {}): Promise<Strata> {
     const root = resolve(opts.root ?? defaultRoot());
     await mkdir(root, { recursive: true, mode: 0o700 });
-    const s = new Strata(root);
+    const s = new Strata(root, opts.monitorCommand);
     await s.names.init();
     return s;
   }
@@ -408,10 +469,22 @@ export class Strata {
       }
       targets = resolved.references;
     }
+    // The last name of an image a container uses goes only with force; the image then stays, untagged.
+    const leavesNone = resolved.references.every((r) => targets.includes(r));
+    const users = leavesNone ? await this.containers.usersOf({ digest: resolved.descriptor.digest }) : [];
+    if (users.length > 0 && !opts.force) {
+      throw new StrataError(
+        'FAILED_PRECONDITION',
+        `conflict: unable to remove image ${ref} (must force) - container ${users[0]!.id.slice(0, 12)} is using it`,
+        { hint: `remove the container first (strata rm ${users[0]!.name}), or pass --force` },
+      );
+    }
     for (const t of targets) await this.names.remove(t);
-    if (resolved.references.length === 0) await this.names.removeDigest(resolved.descriptor.digest);
+    if (resolved.references.length === 0 && users.length === 0)
+      await this.names.removeDigest(resolved.descriptor.digest);
+    if (users.length > 0) await this.names.addUntagged(resolved.descriptor);
     const remaining = (await this.names.list()).some((t) => t.descriptor.digest === resolved.descriptor.digest);
-    return { untagged: targets, deleted: remaining ? undefined : resolved.image.id };
+    return { untagged: targets, deleted: remaining || users.length > 0 ? undefined : resolved.image.id };
   }
 
   /** docker image inspect's object for one image. */
@@ -717,7 +790,10 @@ export class Strata {
   /** `image prune`: remove dangling (untagged) images, then every blob and layer snapshot no image uses. */
   async pruneImages(opts: { dryRun?: boolean } = {}): Promise<GcResult & { images: Digest[] }> {
     const tagged = new Set((await this.names.list()).map((t) => t.descriptor.digest));
-    const dangling = (await this.names.roots()).filter((d) => !tagged.has(d.digest)).map((d) => d.digest);
+    const inUse = new Set((await this.containers.store.list()).map((c) => c.imageDigest as string));
+    const dangling = (await this.names.roots())
+      .filter((d) => !tagged.has(d.digest) && !inUse.has(d.digest))
+      .map((d) => d.digest);
     if (!opts.dryRun) {
       for (const d of dangling) await this.names.removeDigest(d);
       await this.content.cleanIngest(60 * 60_000);
@@ -729,6 +805,100 @@ export class Strata {
 
   async fsck(opts: { onProgress?: (n: number) => void } = {}): Promise<FsckReport> {
     return fsck(this.root, this.content, this.snapshots, await this.#roots(), opts);
+  }
+
+  // Containers (see container/): create, run attached or detached, stop, kill, remove, inspect, logs, diff,
+  // export, commit. Every call first repairs what a killed strata process left behind.
+
+  /** `create`: a container record and writable snapshot for an image (layers unpacked when missing). */
+  async createContainer(opts: CreateContainerOptions): Promise<ContainerRecord> {
+    return this.containers.create(opts);
+  }
+
+  /** `start` / `run -d`: start in the background (a detached monitor supervises it); resolves once it runs. */
+  async startContainer(ref: string): Promise<ContainerRecord> {
+    return this.containers.start(ref);
+  }
+
+  /** `run` in the foreground: output to `io` and the log; resolves with the exit code once cleaned up. */
+  async runContainer(ref: string, io: AttachIO, hooks: RunHooks = {}): Promise<number> {
+    return this.containers.runAttached(ref, io, hooks);
+  }
+
+  /** `exec`: another process in a running container; its exit code (0 at once with `detach`). */
+  async execContainer(ref: string, opts: ExecContainerOptions, io: AttachIO = {}): Promise<number> {
+    return this.containers.exec(ref, opts, io);
+  }
+
+  /** The detached monitor's work (the CLI's hidden `container monitor`): resolves with the exit code. */
+  async monitorContainer(id: string, notify: (m: MonitorMessage) => void): Promise<number> {
+    return this.containers.monitor(id, notify);
+  }
+
+  async stopContainer(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<ContainerRecord> {
+    return this.containers.stop(ref, opts);
+  }
+
+  async killContainer(ref: string, signal?: string): Promise<ContainerRecord> {
+    return this.containers.kill(ref, signal);
+  }
+
+  async removeContainer(ref: string, opts: { force?: boolean } = {}): Promise<ContainerRecord> {
+    return this.containers.remove(ref, opts);
+  }
+
+  async listContainers(opts: { all?: boolean } = {}): Promise<ContainerSummary[]> {
+    return this.containers.list(opts);
+  }
+
+  async getContainer(ref: string): Promise<ContainerRecord> {
+    return this.containers.get(ref);
+  }
+
+  /** docker container inspect's object. */
+  async inspectContainer(ref: string): Promise<Record<string, unknown>> {
+    return this.containers.inspect(ref);
+  }
+
+  containerLogs(ref: string, opts: Omit<ReadLogOptions, 'done'> = {}): AsyncGenerator<LogEntry> {
+    return this.containers.logs(ref, opts);
+  }
+
+  async waitContainer(ref: string, opts: { signal?: AbortSignal } = {}): Promise<number> {
+    return this.containers.wait(ref, opts);
+  }
+
+  async diffContainer(ref: string): Promise<ContainerChange[]> {
+    return this.containers.diff(ref);
+  }
+
+  /** `export`: a tar of the container's root filesystem. */
+  async exportContainer(ref: string, out: Writable, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    return this.containers.export(ref, out, opts);
+  }
+
+  /** `commit`: a new image from the container's changes; `reference` (REPO[:TAG]) is normalized here. */
+  async commitContainer(
+    ref: string,
+    opts: CommitOptions = {},
+  ): Promise<{ id: Digest; descriptor: Descriptor; reference?: string }> {
+    let reference: string | undefined;
+    if (opts.reference !== undefined) {
+      const r = parseReference(opts.reference);
+      if (r.digest) {
+        throw new StrataError('INVALID_ARGUMENT', `cannot commit to a digest reference "${opts.reference}"`, {
+          hint: 'give REPO[:TAG]',
+        });
+      }
+      reference = r.toString();
+    }
+    const { reference: _r, ...rest } = opts;
+    return this.containers.commit(ref, { ...rest, ...(reference ? { reference } : {}) });
+  }
+
+  /** Fix records, mounts and runtime state left by a strata process that was killed. */
+  async repairContainers(): Promise<void> {
+    return this.containers.repair();
   }
 }
 

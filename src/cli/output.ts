@@ -1,4 +1,9 @@
 /** Output helpers for the CLI: docker's table layout, human sizes and durations, JSON. Only `cli` prints. */
+import { createWriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { renderTemplate } from './template.js';
 
 /** docker's size format (go-units HumanSizeWithPrecision(n, 3)): decimal units, 3 significant digits. */
 export function humanSize(bytes: number): string {
@@ -46,6 +51,36 @@ export function table(header: string[], rows: string[][]): string {
         .trimEnd(),
     )
     .join('\n');
+}
+
+/**
+ * A listing in a `--format` other than the table: `json` (one object per line, as docker prints) or a Go template
+ * per row. False when the table is wanted (no format, or `table`).
+ */
+export function printFormatted(rows: readonly object[], format: string | undefined): boolean {
+  if (format === 'json') {
+    for (const r of rows) print(JSON.stringify(r));
+    return true;
+  }
+  if (format && format !== 'table') {
+    for (const r of rows) print(renderTemplate(format, r as Record<string, unknown>));
+    return true;
+  }
+  return false;
+}
+
+/**
+ * Write a file next to its target and rename it into place, so an interrupted write never leaves a truncated file
+ * (an archive a later load would half-read).
+ */
+export async function writeFileAtomically(path: string, write: (out: Writable) => Promise<void>): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  try {
+    await write(createWriteStream(tmp));
+    await rename(tmp, path);
+  } finally {
+    await rm(tmp, { force: true });
+  }
 }
 
 export function print(text: string): void {

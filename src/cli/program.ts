@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerArchiveCommands } from './commands/archive.js';
+import { registerContainerCommands } from './commands/container.js';
 import { registerCopyCommand } from './commands/copy.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerLoginCommands } from './commands/login.js';
@@ -14,7 +15,10 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .option('--root <dir>', 'state directory (default: $STRATA_ROOT, else /var/lib/strata as root)')
     .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ outputError: (str, write) => write(str) });
+    .configureOutput({ outputError: (str, write) => write(str) })
+    // Global options go before the command: what follows `run IMAGE` is the container's command line, whose
+    // options (-c, -V, --root ...) are its own.
+    .enablePositionalOptions();
   const image = program.command('image').description('Manage images');
   registerImageCommands(program, image);
   registerArchiveCommands(program, image);
@@ -24,5 +28,6 @@ export function buildProgram(): Command {
   registerSystemCommands(program);
   registerRegistryCommands(program);
   registerLoginCommands(program);
+  registerContainerCommands(program);
   return program;
 }

@@ -13,12 +13,13 @@
  * Errors carry the runtime's own message (from its JSON log) in the message and `details.stderr`.
  */
 import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import { detectRuntime, type RuntimeInfo, type RuntimeName } from './detect.js';
-import { validateContainerId } from './spec.js';
+import { type SpecProcess, validateContainerId } from './spec.js';
 
 export type ContainerStatus = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
 
@@ -67,6 +68,17 @@ export interface CreateOptions {
   pidFile?: string;
   /** For a terminal (process.terminal): the unix socket the runtime sends the pty master to. */
   consoleSocket?: string;
+  signal?: AbortSignal;
+}
+
+export interface ExecOptions {
+  /** The process's stdin, stdout, stderr (default ['ignore', 'pipe', 'pipe']). */
+  stdio?: StdioOptions;
+  /** Where the runtime writes the new process's host pid once it runs (absent when it could not be executed). */
+  pidFile?: string;
+  /** `--detach`: the runtime returns once the process runs, leaving it in the container. */
+  detach?: boolean;
+  /** Aborting sends SIGKILL to the runtime, which passes it on to the process. */
   signal?: AbortSignal;
 }
 
@@ -287,14 +299,16 @@ export class OciRuntime {
     id: string,
     code: number | null,
     signal: NodeJS.Signals | null,
+    what: 'run' | 'exec' = 'run',
   ): Promise<ExitStatus> {
     // The runtime itself died by a signal (it forwards catchable ones, so this is mostly SIGKILL).
     if (code === null) return { exitCode: 128 + signalNumber(signal ?? 'SIGKILL') };
-    // runc/crun exit with the container's status; their own failures are status 1 with an error in the log.
-    if (code === 1) {
+    // runc/crun exit with the process's status; their own failures are status 1 (run) or 255 (runc exec) with an
+    // error in the log.
+    if (code === 1 || code === 255) {
       const text = await readFile(log, 'utf8').catch(() => '');
       if (runtimeErrorMessages(text).length > 0) {
-        const err = await this.startFailure('run', log, id, code, signal);
+        const err = await this.startFailure(what, log, id, code, signal);
         if (err instanceof ContainerExecError) return { exitCode: err.exitCode, error: err };
         throw err;
       }
@@ -338,6 +352,57 @@ export class OciRuntime {
       if (signal !== null) await this.delete(id, { force: true }).catch(() => {});
       throw err;
     }
+  }
+
+  /**
+   * `exec`: start another process in a running container (`runc exec --process`), with the spec's process shape
+   * (args, env, cwd, user, terminal, capabilities...). Like `run`, the child's stdio is the process's and its exit
+   * status is the process's; a command that cannot be executed gives a ContainerExecError status (126/127).
+   * The process file and the runtime's log are written in `bundle` and removed when the runtime exits.
+   */
+  async exec(id: string, bundle: string, process: SpecProcess, opts: ExecOptions = {}): Promise<ContainerProcess> {
+    validateContainerId(id);
+    opts.signal?.throwIfAborted();
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
+    const tag = randomBytes(6).toString('hex');
+    const processFile = join(bundle, `exec-${tag}.json`);
+    const log = join(bundle, `exec-${tag}.log`);
+    try {
+      await writeFile(processFile, JSON.stringify(process), { mode: 0o600 });
+      await writeFile(log, '');
+    } catch (err) {
+      await rm(processFile, { force: true });
+      throw new StrataError('NOT_FOUND', `bundle directory ${bundle} is not usable: ${(err as Error).message}`, {
+        cause: err,
+        hint: 'the bundle must be the directory the container was created from',
+      });
+    }
+    const args = [...this.globalArgs(log), 'exec', '--process', processFile];
+    if (opts.detach) args.push('--detach');
+    if (opts.pidFile !== undefined) args.push('--pid-file', opts.pidFile);
+    args.push(id);
+    const child = spawn(this.path, args, { stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'] });
+    const onAbort = () => {
+      child.kill('SIGKILL');
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const cleanup = () => Promise.all([rm(processFile, { force: true }), rm(log, { force: true })]);
+    const done = new Promise<ExitStatus>((resolve, reject) => {
+      child.on('error', (e) => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        cleanup().finally(() =>
+          reject(new RuntimeError('UNAVAILABLE', `cannot run ${this.path}: ${e.message}`, { runtime: this.name, id })),
+        );
+      });
+      child.on('close', (code, signal) => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        this.exitStatus(log, id, code, signal, 'exec')
+          .then(resolve, reject)
+          .finally(() => cleanup());
+      });
+    });
+    done.catch(() => {});
+    return { id, child, wait: () => done };
   }
 
   /** Run the created container's process. */

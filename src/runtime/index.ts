@@ -27,6 +27,7 @@ export {
   type ContainerState,
   type ContainerStatus,
   type CreateOptions,
+  type ExecOptions,
   type ExitStatus,
   execErrorExitCode,
   OciRuntime,

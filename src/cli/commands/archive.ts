@@ -1,11 +1,11 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rename, rm } from 'node:fs/promises';
-import { dirname, join, basename } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { parsePlatform, parseReference, StrataError } from '../../index.js';
 import { collect, openStrata } from '../context.js';
-import { print } from '../output.js';
+import { print, writeFileAtomically } from '../output.js';
 
 export function registerArchiveCommands(program: Command, image: Command): void {
   const save = (c: Command) =>
@@ -33,14 +33,7 @@ export function registerArchiveCommands(program: Command, image: Command): void 
           await strata.save(refs, process.stdout, { format });
           return;
         }
-        // Write next to the target and rename, so an interrupted save never leaves a truncated archive behind.
-        const tmp = join(dirname(opts.output), `.${basename(opts.output)}.${process.pid}.tmp`);
-        try {
-          await strata.save(refs, createWriteStream(tmp), { format });
-          await rename(tmp, opts.output);
-        } finally {
-          await rm(tmp, { force: true });
-        }
+        await writeFileAtomically(opts.output, (out) => strata.save(refs, out, { format }));
       });
   save(program.command('save').description('Save one or more images to a tar archive (docker-archive or OCI layout)'));
   save(image.command('save').description('Save one or more images to a tar archive'));

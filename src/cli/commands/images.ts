@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { parseReference, shortId, StrataError } from '../../index.js';
 import { collect, openStrata } from '../context.js';
-import { humanAgo, humanSize, print, printJson, table } from '../output.js';
+import { humanAgo, humanSize, print, printFormatted, printJson, table } from '../output.js';
 import { renderTemplate } from '../template.js';
 
 export function registerImageCommands(program: Command, image: Command): void {
@@ -42,14 +42,7 @@ export function registerImageCommands(program: Command, image: Command): void {
           UniqueSize: 'N/A',
           VirtualSize: humanSize(i.size),
         }));
-        if (opts.format === 'json') {
-          for (const r of rows) print(JSON.stringify(r));
-          return;
-        }
-        if (opts.format && opts.format !== 'table') {
-          for (const r of rows) print(renderTemplate(opts.format, r));
-          return;
-        }
+        if (printFormatted(rows, opts.format)) return;
         const header = ['REPOSITORY', 'TAG', ...(opts.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
         print(
           table(
