@@ -19,6 +19,7 @@ import {
   startDockerRegistry,
   startStrataRegistryProcess,
 } from '../test/helpers/registry-process.js';
+import { hasTool, median } from './util.js';
 
 const RUNS = 3;
 const SECONDS = 5;
@@ -26,15 +27,6 @@ const CONNECTIONS = 32;
 const THREADS = 2;
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const MiB = 1024 * 1024;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-function hasTool(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-}
 
 interface Blob {
   path: string;

@@ -10,20 +10,12 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DOCKER_REGISTRY, startDockerRegistry } from '../test/helpers/registry-process.js';
+import { hasTool, median } from './util.js';
 
 const RUNS = 3;
 const MiB = 1024 * 1024;
 const LAYER_BYTES = 512 * MiB;
-const cli = new URL('../src/cli/main.js', import.meta.url).pathname;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-function hasTool(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-}
+const cli = new URL('../bin/strata.mjs', import.meta.url).pathname;
 
 function sha256File(path: string): string {
   const out = execFileSync('sha256sum', [path], { encoding: 'utf8' });

@@ -2,6 +2,7 @@
 // `run(): Promise<string>`; add new ones to the list below.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { run as containers } from './containers.js';
 import { run as layers } from './layers.js';
 import { run as registry } from './registry.js';
 import { run as remote } from './remote.js';
@@ -10,6 +11,7 @@ const benches: Array<[string, () => Promise<string>]> = [
   ['layers', layers],
   ['registry', registry],
   ['remote', remote],
+  ['containers', containers],
 ];
 
 const wanted = process.argv.slice(2);

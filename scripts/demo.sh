@@ -19,7 +19,7 @@ npm run build --silent
 work=$(mktemp -d /tmp/strata-demo.XXXXXX)
 regpid=
 trap '[ -n "$regpid" ] && kill "$regpid" 2>/dev/null; rm -rf "$work"' EXIT
-strata() { node dist/src/cli/main.js "$@"; }
+strata() { node dist/bin/strata.mjs "$@"; }
 export STRATA_ROOT="$work/root"
 
 echo "== import a busybox base image"
@@ -32,14 +32,14 @@ strata save -o "$work/busybox.tar" busybox
 strata save --format oci -o "$work/busybox-oci.tar" busybox
 id=$(strata inspect --format '{{.Id}}' busybox)
 for f in busybox.tar busybox-oci.tar; do
-  STRATA_ROOT="$work/root-$f" node dist/src/cli/main.js load -i "$work/$f"
-  got=$(STRATA_ROOT="$work/root-$f" node dist/src/cli/main.js inspect --format '{{.Id}}' busybox)
+  STRATA_ROOT="$work/root-$f" node dist/bin/strata.mjs load -i "$work/$f"
+  got=$(STRATA_ROOT="$work/root-$f" node dist/bin/strata.mjs inspect --format '{{.Id}}' busybox)
   [ "$got" = "$id" ] || { echo "image ID changed through $f: $got != $id" >&2; exit 1; }
 done
 strata system df
 strata fsck
 echo "== serve a registry, push the image to it and pull it back into an empty root"
-node dist/src/cli/main.js registry serve --addr 127.0.0.1:0 --root "$work/registry" --log-level info 2>"$work/registry.log" &
+node dist/bin/strata.mjs registry serve --addr 127.0.0.1:0 --root "$work/registry" --log-level info 2>"$work/registry.log" &
 regpid=$!
 for _ in $(seq 50); do grep -q 'registry listening' "$work/registry.log" 2>/dev/null && break; sleep 0.1; done
 url=$(grep -o '"url":"[^"]*"' "$work/registry.log" | head -1 | cut -d'"' -f4)
@@ -48,10 +48,10 @@ strata tag busybox "$reg/demo/busybox:1"
 strata push --progress plain "$reg/demo/busybox:1"
 echo "== a second push finds every layer already there"
 strata push --progress plain "$reg/demo/busybox:1"
-STRATA_ROOT="$work/root-pulled" node dist/src/cli/main.js pull --progress plain "$reg/demo/busybox:1"
-got=$(STRATA_ROOT="$work/root-pulled" node dist/src/cli/main.js inspect --format '{{.Id}}' "$reg/demo/busybox:1")
+STRATA_ROOT="$work/root-pulled" node dist/bin/strata.mjs pull --progress plain "$reg/demo/busybox:1"
+got=$(STRATA_ROOT="$work/root-pulled" node dist/bin/strata.mjs inspect --format '{{.Id}}' "$reg/demo/busybox:1")
 [ "$got" = "$id" ] || { echo "image ID changed through the registry: $got != $id" >&2; exit 1; }
-STRATA_ROOT="$work/root-pulled" node dist/src/cli/main.js fsck
+STRATA_ROOT="$work/root-pulled" node dist/bin/strata.mjs fsck
 echo "== skopeo reads what strata pushed"
 skopeo inspect --tls-verify=false "docker://$reg/demo/busybox:1" | grep -E '"(Digest|Name)"'
 curl -s "$url/v2/demo/busybox/tags/list"; echo

@@ -48,28 +48,25 @@ import {
   type Platform,
 } from './oci/index.js';
 import { parseReference, type Reference, withTag } from './reference/index.js';
-import {
-  type AuthConfig,
-  createTransport,
-  credentialKey,
-  defaultCredentialStore,
-  type FileCredentialStore,
-  type Transport,
-  type TransportOptions,
-  verifyCredentials,
-  listTags,
-  type ProgressFn,
-  type PullOptions as RemotePullOptions,
-  pullImage,
-  type RegistryTransport,
-  type CopyOptions as RemoteCopyOptions,
-  type CopyResult,
-  copyImage,
-  parseImageName,
-  type PushOptions as RemotePushOptions,
-  type PushResult,
-  pushImage,
+import type {
+  AuthConfig,
+  CopyResult,
+  FileCredentialStore,
+  ProgressFn,
+  PushResult,
+  RegistryTransport,
+  CopyOptions as RemoteCopyOptions,
+  PullOptions as RemotePullOptions,
+  PushOptions as RemotePushOptions,
+  Transport,
+  TransportOptions,
 } from './remote/index.js';
+
+/**
+ * The registry client and server are loaded when first used: a command such as `run` never pays for undici,
+ * fastify, pino and jose (a third of the CLI's start-up).
+ */
+const remote = () => import('./remote/index.js');
 import { Snapshotter } from './snapshot/index.js';
 
 export { StrataError, isStrataError } from './errors/index.js';
@@ -107,17 +104,18 @@ export { parsePlatform, formatPlatform, shortId } from './oci/index.js';
 export type { ProgressEvent, ProgressFn, ProgressState, RegistryTransport } from './remote/index.js';
 export type { CopiedBlob, CopyResult, PushedBlob, PushResult } from './remote/index.js';
 export type { AuthConfig, CredentialStore, TransportOptions } from './remote/index.js';
-export {
-  loadRegistryConfig,
-  parseRegistryConfig,
-  type RegistryConfig,
-  type RegistryGcDeletion,
-  type RegistryGcOptions,
-  type RegistryGcResult,
-  type RunningRegistry,
-  registryGc,
-  startRegistry,
+export type {
+  RegistryConfig,
+  RegistryGcDeletion,
+  RegistryGcOptions,
+  RegistryGcResult,
+  RunningRegistry,
 } from './registry/index.js';
+
+/** The registry server module (`startRegistry`, `registryGc`, its config), loaded on first use. */
+export function registryServer(): Promise<typeof import('./registry/index.js')> {
+  return import('./registry/index.js');
+}
 
 /** Where strata keeps its state: $STRATA_ROOT, else /var/lib/strata for root, else $XDG_DATA_HOME/strata. */
 export function defaultRoot(): string {
@@ -248,12 +246,13 @@ export class Strata {
   }
 
   /** strata's credentials: its auth file (`$STRATA_CONFIG_DIR/auth.json`, ...), then docker's config.json. */
-  static credentialStore(): FileCredentialStore {
-    return defaultCredentialStore();
+  static async credentialStore(): Promise<FileCredentialStore> {
+    return (await remote()).defaultCredentialStore();
   }
 
   /** Credentials already known for a registry (strata's auth file, docker's config.json and helpers). */
   static async storedCredentials(registry: string): Promise<AuthConfig | undefined> {
+    const { defaultCredentialStore, credentialKey } = await remote();
     return defaultCredentialStore().get(credentialKey(registry || 'docker.io'));
   }
 
@@ -273,6 +272,7 @@ export class Strata {
       store?: boolean;
     },
   ): Promise<{ registry: string; authFile: string }> {
+    const { credentialKey, defaultCredentialStore, verifyCredentials } = await remote();
     const host = credentialKey(registry || 'docker.io');
     await verifyCredentials(
       host,
@@ -289,12 +289,14 @@ export class Strata {
 
   /** `logout`: remove the registry's entry from strata's auth file (docker's own files are never written). */
   static async logout(registry: string): Promise<{ registry: string; removed: boolean }> {
+    const { credentialKey, defaultCredentialStore } = await remote();
     const host = credentialKey(registry || 'docker.io');
     return { registry: host, removed: await defaultCredentialStore().erase(host) };
   }
 
   /** A transport to a registry host with strata's credentials (auth, token cache, retries); close it when done. */
-  transport(registry: string, opts: TransportOptions = {}): Transport {
+  async transport(registry: string, opts: TransportOptions = {}): Promise<Transport> {
+    const { createTransport, defaultCredentialStore } = await remote();
     return createTransport(registry, { credentials: defaultCredentialStore(), ...opts });
   }
 
@@ -607,6 +609,7 @@ export class Strata {
       });
     }
     const { allTags: _a, transport: given, insecureRegistries, ...pullOpts } = opts;
+    const { listTags, pullImage } = await remote();
     const transport = given ?? (await this.#transport(ref.registry, insecureRegistries));
     try {
       const refs = opts.allTags
@@ -678,6 +681,7 @@ export class Strata {
       });
     }
     const { transport: given, insecureRegistries, ...pushOpts } = opts;
+    const { pushImage } = await remote();
     const transport = given ?? (await this.#transport(ref.registry, insecureRegistries));
     const target = descriptor;
     try {
@@ -695,6 +699,7 @@ export class Strata {
    * through the local store. Manifests are copied byte for byte where the formats allow, so digests stay.
    */
   async copy(source: string, destination: string, opts: CopyOptions = {}): Promise<CopyResult> {
+    const { copyImage, parseImageName } = await remote();
     const src = parseImageName(source);
     const dst = parseImageName(destination);
     const { transport: given, insecureRegistries, ...copyOpts } = opts;
@@ -724,6 +729,7 @@ export class Strata {
   }
 
   async #transport(registry: string, insecureRegistries: string[] | undefined): Promise<RegistryTransport> {
+    const { createTransport, defaultCredentialStore } = await remote();
     return createTransport(registry, {
       credentials: defaultCredentialStore(),
       ...(insecureRegistries ? { insecureRegistries } : {}),

@@ -1105,10 +1105,11 @@ export class ContainerManager {
       if (!(await stat(dir).catch(() => undefined))) continue;
       const rt = await this.#runtime(name).catch(() => undefined);
       if (!rt) continue;
-      for (const c of await rt.list().catch(() => [])) {
-        if (known.has(c.id)) continue;
-        await rt.kill(c.id, 'SIGKILL', { all: true }).catch(() => {});
-        await rt.delete(c.id, { force: true }).catch(() => {});
+      // The runtime's state directories tell which containers it has; it is run only for strays.
+      for (const id of await rt.ids()) {
+        if (known.has(id)) continue;
+        await rt.kill(id, 'SIGKILL', { all: true }).catch(() => {});
+        await rt.delete(id, { force: true }).catch(() => {});
       }
     }
   }

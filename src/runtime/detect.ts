@@ -16,8 +16,11 @@ export interface RuntimeInfo {
   name: RuntimeName;
   /** Absolute path of the binary. */
   path: string;
-  /** "1.1.5+ds1", "1.8.1"; "" when `--version` said nothing usable. */
-  version: string;
+  /**
+   * "1.1.5+ds1", "1.8.1"; "" when `--version` said nothing usable. Only asked for when needed (an error message),
+   * since running the binary costs a process start on every command: `runtimeVersion(path)` otherwise.
+   */
+  version?: string;
 }
 
 /** unified: cgroup v2 only; hybrid: v1 controllers plus cgroup2 at /sys/fs/cgroup/unified; legacy: v1 only. */
@@ -67,7 +70,8 @@ export function parseRuntimeVersion(output: string): string {
   return /^\S+ version (\S+)/m.exec(output)?.[1] ?? '';
 }
 
-function runtimeVersion(path: string): Promise<string> {
+/** What `<path> --version` says (see parseRuntimeVersion); "" when it fails. */
+export function runtimeVersion(path: string): Promise<string> {
   return new Promise((resolve) => {
     execFile(path, ['--version'], { timeout: 10_000 }, (err, stdout) =>
       resolve(err ? '' : parseRuntimeVersion(stdout)),
@@ -103,10 +107,10 @@ export async function detectRuntime(prefer?: RuntimeName, opts: DetectOptions = 
       hint: `install it (apt-get install ${name})${name === 'crun' && runc ? ', or use --runtime runc' : ''}`,
     });
   }
-  const version = await runtimeVersion(path);
   if (name === 'crun') {
     const problem = await crunHostProblem(opts.cgroupRoot);
     if (problem !== undefined) {
+      const version = await runtimeVersion(path);
       throw new StrataError(
         'FAILED_PRECONDITION',
         `crun${version ? ` ${version}` : ''} cannot run containers on this host: ${problem}`,
@@ -119,7 +123,7 @@ export async function detectRuntime(prefer?: RuntimeName, opts: DetectOptions = 
       );
     }
   }
-  return { name, path, version };
+  return { name, path };
 }
 
 export interface HostLimits {

@@ -14,11 +14,11 @@
  */
 import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { StrataError } from '../errors/index.js';
-import { detectRuntime, type RuntimeInfo, type RuntimeName } from './detect.js';
+import { detectRuntime, type RuntimeInfo, type RuntimeName, runtimeVersion } from './detect.js';
 import { type SpecProcess, validateContainerId } from './spec.js';
 
 export type ContainerStatus = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
@@ -161,15 +161,21 @@ interface Captured {
 export class OciRuntime {
   readonly name: RuntimeName;
   readonly path: string;
-  readonly version: string;
+  #version: Promise<string> | undefined;
   /** The runtime's state directory: `<stateRoot>/runtime/<name>`. */
   readonly root: string;
 
   constructor(info: RuntimeInfo, stateRoot: string) {
     this.name = info.name;
     this.path = info.path;
-    this.version = info.version;
+    if (info.version !== undefined) this.#version = Promise.resolve(info.version);
     this.root = join(stateRoot, 'runtime', info.name);
+  }
+
+  /** The runtime's version ("1.1.5+ds1"; "" when it says nothing usable), asked once. */
+  version(): Promise<string> {
+    this.#version ??= runtimeVersion(this.path);
+    return this.#version;
   }
 
   /** Detect the runtime (see `detectRuntime`) and drive it with its state under `<stateRoot>/runtime/<name>`. */
@@ -426,13 +432,30 @@ export class OciRuntime {
     await this.command(args, 'kill', id);
   }
 
-  /** Remove a stopped container (its state and cgroup); `force` kills a running one first. */
+  /**
+   * Remove a stopped container (its state and cgroup); `force` kills a running one first. A container the runtime
+   * has no state directory for is NOT_FOUND without running the runtime (callers delete "just in case" often).
+   */
   async delete(id: string, opts: { force?: boolean } = {}): Promise<void> {
     validateContainerId(id);
+    if (!(await this.exists(id))) {
+      throw new RuntimeError('NOT_FOUND', `container ${id} not found by ${this.name}`, { runtime: this.name, id });
+    }
     const args = ['delete'];
     if (opts.force) args.push('--force');
     args.push(id);
     await this.command(args, 'delete', id);
+  }
+
+  /** Whether the runtime keeps state for `id` (its directory under the runtime root), without running it. */
+  async exists(id: string): Promise<boolean> {
+    return (await stat(join(this.root, id)).catch(() => undefined))?.isDirectory() ?? false;
+  }
+
+  /** The IDs the runtime keeps state for (directories under its root), without running it. */
+  async ids(): Promise<string[]> {
+    const entries = await readdir(this.root, { withFileTypes: true }).catch(() => []);
+    return entries.filter((e) => e.isDirectory()).map((e) => e.name);
   }
 
   /** The containers in strata's runtime root. */

@@ -2,6 +2,7 @@
 // lowerdirs plus one upper/work pair, or, where overlayfs cannot mount, a full copy of the chain.
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { errnoCode, StrataError } from '../errors/index.js';
 import { withLock, writeFileAtomic } from '../util/index.js';
@@ -82,10 +83,29 @@ export async function activeMode(s: Snapshotter): Promise<ActiveMode> {
   }
   let p = probes.get(s.root);
   if (!p) {
-    p = probeOverlay(join(dirname(s.root), 'tmp'));
+    p = cachedProbe(s.root);
     probes.set(s.root, p);
   }
   return p;
+}
+
+/**
+ * The probe's result is kept in `<root>/overlay.json` for this kernel and file system, so a command does not pay a
+ * mount and an unmount before its real work. Only success is kept: a host without overlay is probed again (it may
+ * get the module loaded), and a mount that fails later is an error of its own.
+ */
+async function cachedProbe(snapshotsRoot: string): Promise<ActiveMode> {
+  const root = dirname(snapshotsRoot);
+  const file = join(root, 'overlay.json');
+  const dev = (await stat(root).catch(() => undefined))?.dev;
+  const key = { kernel: release(), dev };
+  const cached = await readJson<{ kernel?: string; dev?: number; mode?: string }>(file).catch(() => undefined);
+  if (cached?.mode === 'overlay' && cached.kernel === key.kernel && cached.dev === key.dev) return 'overlay';
+  const mode = await probeOverlay(join(root, 'tmp'));
+  if (mode === 'overlay' && dev !== undefined) {
+    await writeFileAtomic(file, JSON.stringify({ ...key, mode })).catch(() => {});
+  }
+  return mode;
 }
 
 async function probeOverlay(tmpRoot: string): Promise<ActiveMode> {

@@ -9,7 +9,7 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Run the built CLI (`dist/src/cli/main.js`) against a root, as a user would; never throws on a non-zero exit. */
+/** Run the built CLI (`dist/bin/strata.mjs`) against a root, as a user would; never throws on a non-zero exit. */
 export function strata(
   root: string,
   args: string[],

@@ -6,7 +6,8 @@ import type { TestContext } from 'node:test';
 
 export const inCI = process.env['CI'] === 'true';
 export const repoRoot = new URL('../../../', import.meta.url).pathname;
-export const cliPath = join(repoRoot, 'dist/src/cli/main.js');
+/** The CLI as installed (`bin` in package.json): the bundle `npm run build` makes from `dist/src/cli/main.js`. */
+export const cliPath = join(repoRoot, 'dist/bin/strata.mjs');
 
 export function hasTool(name: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;

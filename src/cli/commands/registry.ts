@@ -1,14 +1,5 @@
 import type { Command } from 'commander';
-import {
-  defaultRoot,
-  loadRegistryConfig,
-  parseRegistryConfig,
-  type RegistryConfig,
-  type RegistryGcDeletion,
-  registryGc,
-  StrataError,
-  startRegistry,
-} from '../../index.js';
+import { defaultRoot, type RegistryConfig, type RegistryGcDeletion, registryServer, StrataError } from '../../index.js';
 import { print, printJson } from '../output.js';
 
 const DURATION_UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
@@ -42,6 +33,7 @@ async function registryConfig(
   cmd: Command,
   opts: Record<string, string | undefined>,
 ): Promise<{ config: RegistryConfig; root: string }> {
+  const { loadRegistryConfig, parseRegistryConfig } = await registryServer();
   const base = opts['config'] ? await loadRegistryConfig(opts['config']) : parseRegistryConfig({});
   const raw: Record<string, unknown> = { ...base };
   if (opts['addr']) raw['addr'] = opts['addr'];
@@ -74,7 +66,7 @@ export function registerRegistryCommands(program: Command): void {
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
     .action(async (opts, cmd: Command) => {
       const { config, root } = await registryConfig(cmd, opts);
-      const reg = await startRegistry({ config, root });
+      const reg = await (await registryServer()).startRegistry({ config, root });
       reg.context.log.info({ url: reg.url, root }, 'registry listening');
       await new Promise<void>((resolve) => {
         const stop = (signal: string): void => {
@@ -124,12 +116,12 @@ export function registerRegistryCommands(program: Command): void {
         throw new StrataError('INVALID_ARGUMENT', `unknown --format ${JSON.stringify(opts.format)}: use text or json`);
       }
       const dryRun = opts.dryRun === true;
-      const result = await registryGc(root, {
+      const result = await (await registryServer()).registryGc(root, {
         graceSeconds,
         retention,
         dryRun,
         ...(json ? {} : { onProgress: (e: RegistryGcDeletion) => print(gcLine(e)) }),
-        onWarning: (message) => process.stderr.write(`warning: ${message}\n`),
+        onWarning: (message: string) => process.stderr.write(`warning: ${message}\n`),
       });
       if (json) return printJson(result);
       const mb = (result.bytes / 1e6).toFixed(2);

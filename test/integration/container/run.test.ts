@@ -268,6 +268,29 @@ describe('strata run (runc, overlay, busybox)', { skip: skipReason }, () => {
     nothingLeft(root);
   });
 
+  it('an image whose config names a missing user: a clear error, nothing leaked', async () => {
+    const c = await strata(root, ['create', '--name', 'mkghost', 'busybox', 'true']);
+    assert.equal(c.code, 0, c.stderr);
+    assert.equal((await strata(root, ['commit', '-c', 'USER ghost', 'mkghost', 'ghost:1'])).code, 0);
+    assert.equal((await strata(root, ['rm', 'mkghost'])).code, 0);
+    const r = await strata(root, ['run', '--rm', 'ghost:1', 'true']);
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(r.stderr, /ghost/);
+    assert.match(r.stderr, /passwd/);
+    nothingLeft(root);
+    // -u overrides the image's user; without --rm the container stays, created, as docker leaves it.
+    const ok = await strata(root, ['run', '--rm', '-u', '0', 'ghost:1', 'id', '-u']);
+    assert.equal(ok.stdout, '0\n', ok.stderr);
+    const kept = await strata(root, ['run', '--name', 'ghostly', 'ghost:1', 'true']);
+    assert.equal(kept.code, 125);
+    const ps = JSON.parse((await strata(root, ['ps', '-a', '--format', 'json'])).stdout.trim().split('\n')[0]!);
+    assert.equal(ps.Names, 'ghostly');
+    assert.equal(ps.State, 'created');
+    assert.equal((await strata(root, ['rm', 'ghostly'])).code, 0);
+    assert.equal((await strata(root, ['rmi', 'ghost:1'])).code, 0);
+    nothingLeft(root);
+  });
+
   it('a name in use is refused', async () => {
     assert.equal((await strata(root, ['create', '--name', 'dup', 'busybox'])).code, 0);
     const r = await strata(root, ['create', '--name', 'dup', 'busybox']);

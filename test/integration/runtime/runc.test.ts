@@ -116,7 +116,7 @@ describe('runtime: runc on a busybox bundle', { skip: missing }, () => {
 
   it('detects runc and keeps its state under <root>/runtime/runc', async () => {
     assert.equal(rt.name, 'runc');
-    assert.match(rt.version, /^\d+\.\d+/);
+    assert.match(await rt.version(), /^\d+\.\d+/);
     assert.equal(rt.root, join(stateRoot, 'runtime', 'runc'));
     assert.deepEqual(await rt.list(), []);
   });
