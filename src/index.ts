@@ -26,6 +26,7 @@ import {
   type ReadLogOptions,
   type RunHooks,
 } from './container/index.js';
+import type { BuildEvent, BuildResult } from './build/index.js';
 import { ContentStore } from './content/index.js';
 import { StrataError } from './errors/index.js';
 import {
@@ -69,6 +70,7 @@ import type {
 const remote = () => import('./remote/index.js');
 import { Snapshotter } from './snapshot/index.js';
 
+export type { BuildEvent, BuildResult } from './build/index.js';
 export { StrataError, isStrataError } from './errors/index.js';
 export type {
   AttachIO,
@@ -811,6 +813,84 @@ export class Strata {
 
   async fsck(opts: { onProgress?: (n: number) => void } = {}): Promise<FsckReport> {
     return fsck(this.root, this.content, this.snapshots, await this.#roots(), opts);
+  }
+
+  // Build (see build/).
+
+  /**
+   * `build`: a Dockerfile and a context directory to an image, tagged with every `tags` entry once the whole build
+   * succeeded (a failed build tags nothing). Base images are taken from the store, pulled when missing (or always
+   * with `pull`).
+   */
+  async build(opts: {
+    context: string;
+    dockerfile: { text: string; path: string };
+    tags?: string[];
+    buildArgs?: Record<string, string>;
+    target?: string;
+    noCache?: boolean;
+    pull?: boolean;
+    labels?: Record<string, string>;
+    sourceDateEpoch?: number;
+    network?: 'host' | 'none';
+    insecureRegistries?: string[];
+    onEvent?: (e: BuildEvent) => void;
+    onPullProgress?: ProgressFn;
+    signal?: AbortSignal;
+  }): Promise<BuildResult & { tags: string[] }> {
+    // Names are checked before anything runs, so a bad -t fails fast.
+    const tags = (opts.tags ?? []).map((t) => parseReference(t).toString());
+    const { Builder } = await import('./build/index.js');
+    const builder = new Builder({
+      root: this.root,
+      content: this.content,
+      snapshots: this.snapshots,
+      names: this.names,
+      baseImage: async (ref, o) => {
+        if (!o.pull) {
+          try {
+            return (await this.resolve(ref, o.platform ? { platform: o.platform } : {})).image;
+          } catch (err) {
+            if (!(err instanceof StrataError) || err.code !== 'NOT_FOUND') throw err;
+          }
+        }
+        await this.pull(ref, {
+          ...(o.platform ? { platform: o.platform } : {}),
+          ...(opts.insecureRegistries ? { insecureRegistries: opts.insecureRegistries } : {}),
+          ...(opts.onPullProgress ? { onProgress: opts.onPullProgress } : {}),
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        });
+        return (await this.resolve(ref, o.platform ? { platform: o.platform } : {})).image;
+      },
+    });
+    const res = await builder.build({
+      context: opts.context,
+      dockerfile: opts.dockerfile,
+      ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
+      ...(opts.target !== undefined ? { target: opts.target } : {}),
+      ...(opts.noCache ? { noCache: true } : {}),
+      ...(opts.pull ? { pull: true } : {}),
+      ...(opts.labels ? { labels: opts.labels } : {}),
+      ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
+      ...(opts.network ? { network: opts.network } : {}),
+      ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    if (tags.length === 0) await this.names.addUntagged(res.descriptor);
+    for (const t of tags) await this.names.set(t, res.descriptor);
+    return { ...res, tags };
+  }
+
+  /** A build context sent as a tar (`strata build -`): unpacked into `dir` (plain or compressed, never outside it). */
+  async unpackBuildContext(tar: Readable, dir: string): Promise<void> {
+    const { applyLayer } = await import('./archive/index.js');
+    await applyLayer(tar, dir, { whiteouts: 'delete' });
+  }
+
+  /** `builder prune`: forget every build cache record (layers stay until `image prune`); how many there were. */
+  async pruneBuildCache(): Promise<number> {
+    const { BuildCache } = await import('./build/index.js');
+    return new BuildCache(this.root).prune();
   }
 
   // Containers (see container/): create, run attached or detached, stop, kill, remove, inspect, logs, diff,

@@ -30,4 +30,12 @@ async function main(): Promise<void> {
   }
 }
 
+// A reader that went away (`strata history | head`) ends the output, as it ends docker's: not an error.
+// Commands that must clean up first (a container run) install their own handler and are left to it.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (process.stdout.listenerCount('error') > 1) return;
+  if (err.code === 'EPIPE') process.exit(Number(process.exitCode ?? 0));
+  throw err;
+});
+
 await main();

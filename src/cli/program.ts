@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerArchiveCommands } from './commands/archive.js';
+import { registerBuildCommands } from './commands/build.js';
 import { registerContainerCommands } from './commands/container.js';
 import { registerCopyCommand } from './commands/copy.js';
 import { registerImageCommands } from './commands/images.js';
@@ -29,5 +30,6 @@ export function buildProgram(): Command {
   registerRegistryCommands(program);
   registerLoginCommands(program);
   registerContainerCommands(program);
+  registerBuildCommands(program);
   return program;
 }

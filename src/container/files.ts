@@ -86,7 +86,21 @@ export async function readFileInRoot(rootfs: string, path: string, maxBytes = 4 
 }
 
 /** The host path of `path` inside `rootfs`, with every symlink resolved within `rootfs` (undefined: missing). */
-export async function resolveInRoot(rootfs: string, path: string): Promise<string | undefined> {
+export function resolveInRoot(rootfs: string, path: string): Promise<string | undefined> {
+  return walkInRoot(rootfs, path);
+}
+
+/**
+ * Walk `path` component by component inside `rootfs`, resolving every symlink within `rootfs` (an absolute target
+ * restarts at `rootfs`, `..` never climbs above it). A missing component ends the walk (undefined) unless `create`
+ * makes it (it is then expected to be a directory); a component that is not a directory where one is needed ends it
+ * too, unless `notDirectory` throws instead.
+ */
+export async function walkInRoot(
+  rootfs: string,
+  path: string,
+  opts: { create?: (host: string) => Promise<void>; notDirectory?: (inRoot: string) => never } = {},
+): Promise<string | undefined> {
   let pending = posix.normalize(`/${path}`).split('/').filter(Boolean);
   const done: string[] = [];
   let links = 0;
@@ -98,20 +112,23 @@ export async function resolveInRoot(rootfs: string, path: string): Promise<strin
       continue;
     }
     const host = join(rootfs, ...done, part);
-    let st: Stats;
+    let st: Stats | undefined;
     try {
       st = await lstat(host);
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
-      throw err;
+      if (errnoCode(err) !== 'ENOENT' && errnoCode(err) !== 'ENOTDIR') throw err;
     }
-    if (st.isSymbolicLink()) {
+    if (!st) {
+      if (!opts.create) return undefined;
+      await opts.create(host);
+    } else if (st.isSymbolicLink()) {
       if (++links > 40) return undefined;
       const target = await readlink(host);
-      const parts = target.split('/').filter(Boolean);
       if (target.startsWith('/')) done.length = 0;
-      pending = [...parts, ...pending];
+      pending = [...target.split('/').filter(Boolean), ...pending];
       continue;
+    } else if (opts.notDirectory && !st.isDirectory()) {
+      opts.notDirectory(`/${[...done, part].join('/')}`);
     }
     done.push(part);
   }

@@ -7,6 +7,7 @@
  *   const rec = await containers.create({ image: 'busybox', cmd: ['echo', 'hi'], autoRemove: true });
  *   const code = await containers.runAttached(rec.id, { stdout, stderr });
  */
+export { readFileInRoot, resolveInRoot, walkInRoot, writeInitLayer } from './files.js';
 export { type ReadLogOptions, readLog } from './logs.js';
 export {
   type AttachIO,

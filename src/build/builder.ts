@@ -1,0 +1,832 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { packChanges, packOverlayUpper } from '../archive/index.js';
+import { readFileInRoot, writeInitLayer } from '../container/index.js';
+import type { ContentStore } from '../content/index.js';
+import {
+  type Dockerfile,
+  DockerfileSyntaxError,
+  type EvaluatedInstruction,
+  type EvaluatedStage,
+  evaluateMetaArgs,
+  evaluateStage,
+  type ExpandedAdd,
+  type ExpandedCopy,
+  type ExpandedRun,
+  type GlobalArgs,
+  parseDockerfile,
+  parseDockerignore,
+  resolveStageReference,
+  type StageGraph,
+  type Warning,
+  type StageSource,
+  stageDependencies,
+} from '../dockerfile/index.js';
+import { StrataError } from '../errors/index.js';
+import { type Image, unpackLayers } from '../image/index.js';
+import { type NameStore, withLease } from '../metadata/index.js';
+import {
+  chainIds,
+  type ContainerConfig,
+  type Descriptor,
+  type Digest,
+  type HistoryEntry,
+  type ImageConfig,
+  MediaType,
+  type Platform,
+} from '../oci/index.js';
+import { DEFAULT_PATH, OciRuntime, readHostLimits, resolveUser, runtimeSpecFromImage } from '../runtime/index.js';
+import type { Snapshotter } from '../snapshot/index.js';
+import { type BuiltLayer, BuildCache, type CacheRecord, cacheKey } from './cache.js';
+import { checksumEntries, openContext, type SourceEntry, SourceTree } from './context.js';
+import { type CopyAttributes, copyInto, extractArchive, isArchive, mkdirInRoot } from './fs-ops.js';
+
+/** What the build reports as it goes (the CLI renders it BuildKit's way). */
+export type BuildEvent =
+  | { type: 'step'; id: number; stage: string; index: number; total: number; text: string }
+  | { type: 'cached'; id: number }
+  | { type: 'output'; id: number; stream: 'stdout' | 'stderr'; line: string }
+  | { type: 'done'; id: number; seconds: number }
+  | { type: 'warning'; message: string };
+
+export interface BuildDeps {
+  root: string;
+  content: ContentStore;
+  snapshots: Snapshotter;
+  names: NameStore;
+  /** A base image by reference: the local one, or pulled when missing or when `pull` is set. */
+  baseImage(ref: string, opts: { pull: boolean; platform?: Platform }): Promise<Image>;
+}
+
+export interface BuildOptions {
+  /** The context directory. */
+  context: string;
+  /** The Dockerfile's text and its name (for messages, and for `<name>.dockerignore`). */
+  dockerfile: { text: string; path: string };
+  buildArgs?: Record<string, string>;
+  target?: string;
+  noCache?: boolean;
+  pull?: boolean;
+  /** `--label`: added to the final image's config. */
+  labels?: Record<string, string>;
+  /** Seconds since the epoch for every timestamp the build writes (config, history, clamped file times); default 0. */
+  sourceDateEpoch?: number;
+  /** `--network` default for RUN steps (BuildKit's sandbox has a network; here: the host's). */
+  network?: 'host' | 'none';
+  onEvent?: (e: BuildEvent) => void;
+  signal?: AbortSignal;
+}
+
+export interface BuildResult {
+  descriptor: Descriptor;
+  id: Digest;
+  /** Steps run and steps taken from the cache. */
+  ran: number;
+  cached: number;
+}
+
+/** A failed RUN: its exit code and the tail of its output are in the message. */
+export class BuildStepError extends StrataError {
+  constructor(message: string, details: Record<string, unknown>, hint: string) {
+    super('FAILED_PRECONDITION', message, { details, hint });
+    this.name = 'BuildStepError';
+  }
+}
+
+/** The image a stage is building: config (with history) and layers, plus the cache key of its last step. */
+interface State {
+  config: ImageConfig;
+  layers: BuiltLayer[];
+  key: string;
+}
+
+const EMPTY_CONFIG = (platform: Platform): ImageConfig => ({
+  architecture: platform.architecture,
+  os: platform.os,
+  config: { Env: [`PATH=${DEFAULT_PATH}`] },
+  rootfs: { type: 'layers', diff_ids: [] },
+  history: [],
+});
+
+function hostPlatform(): Platform {
+  const arch = process.arch === 'x64' ? 'amd64' : process.arch === 'ia32' ? '386' : process.arch;
+  return { os: 'linux', architecture: arch };
+}
+
+/** BuildKit's history wording: `RUN /bin/sh -c make # buildkit`, `COPY src/ /app/ # buildkit`, `ENV A=b`. */
+function createdBy(ins: EvaluatedInstruction, shell: string[], usedArgs: Record<string, string>): string {
+  const e = ins.expanded;
+  switch (e.kind) {
+    case 'RUN': {
+      const cmd = e.command.form === 'shell' ? [...shell, e.command.command] : [...e.command.args];
+      const args = Object.entries(usedArgs);
+      const prefix = args.length > 0 ? `|${args.length} ${args.map(([k, v]) => `${k}=${v}`).join(' ')} ` : '';
+      return `RUN ${prefix}${cmd.join(' ')} # buildkit`;
+    }
+    case 'COPY':
+    case 'ADD': {
+      const srcs = e.sources.map((x) => (x.kind === 'path' ? x.path : `<<${x.name}`));
+      return `${e.kind} ${[...srcs, e.dest].join(' ')} # buildkit`;
+    }
+    case 'ENV':
+      return `ENV ${e.pairs.map((p) => `${p.key}=${p.value}`).join(' ')}`;
+    case 'LABEL':
+      return `LABEL ${e.pairs.map((p) => `${p.key}=${p.value}`).join(' ')}`;
+    case 'ARG':
+      return `ARG ${e.args.map((a) => (a.value === undefined ? a.name : `${a.name}=${a.value}`)).join(' ')}`;
+    case 'WORKDIR':
+      return `WORKDIR ${e.path}`;
+    case 'USER':
+      return `USER ${e.user}`;
+    case 'STOPSIGNAL':
+      return `STOPSIGNAL ${e.signal}`;
+    case 'EXPOSE':
+      return `EXPOSE map[${e.ports.map((p) => `${p}:{}`).join(' ')}]`;
+    case 'VOLUME':
+      return `VOLUME [${e.volumes.join(' ')}]`;
+    case 'CMD':
+    case 'ENTRYPOINT': {
+      const args = e.command.form === 'shell' ? [...shell, e.command.command] : [...e.command.args];
+      return `${e.kind} [${args.map((a) => JSON.stringify(a)).join(' ')}]`;
+    }
+    case 'SHELL':
+      return `SHELL [${e.shell.map((a) => JSON.stringify(a)).join(' ')}]`;
+    default:
+      return ins.instruction.original.replace(/\s+/g, ' ').trim();
+  }
+}
+
+function envKey(e: string): string {
+  const i = e.indexOf('=');
+  return i < 0 ? e : e.slice(0, i);
+}
+
+function setEnv(env: readonly string[], key: string, value: string): string[] {
+  const out = env.filter((e) => envKey(e) !== key);
+  const at = env.findIndex((e) => envKey(e) === key);
+  if (at < 0) return [...out, `${key}=${value}`];
+  const copy = [...env];
+  copy[at] = `${key}=${value}`;
+  return copy;
+}
+
+const iso = (epoch: number) => new Date(epoch * 1000).toISOString().replace('.000Z', 'Z');
+
+/**
+ * `strata build`: parse, plan the stages the target needs, and run each step (RUN in a runc container over an overlay
+ * of the stage's layers, COPY/ADD into such an overlay from the context or another stage, the rest as config
+ * changes), each keyed for the cache. The result is written to the store untagged; the caller tags it.
+ */
+export class Builder {
+  readonly #d: BuildDeps;
+  readonly #cache: BuildCache;
+  #runtime: Promise<OciRuntime> | undefined;
+  #stepId = 0;
+
+  constructor(deps: BuildDeps) {
+    this.#d = deps;
+    this.#cache = new BuildCache(deps.root);
+  }
+
+  get cache(): BuildCache {
+    return this.#cache;
+  }
+
+  async build(opts: BuildOptions): Promise<BuildResult> {
+    const df = parseDockerfile(opts.dockerfile.text, { file: opts.dockerfile.path });
+    for (const w of df.warnings) opts.onEvent?.({ type: 'warning', message: formatWarning(w) });
+    const platform = hostPlatform();
+    const buildArgs = opts.buildArgs ?? {};
+    const globalArgs = evaluateMetaArgs(df, {
+      buildArgs,
+      platform: { target: platform, build: platform },
+    });
+    const graph = stageDependencies(df, {
+      ...(opts.target !== undefined ? { target: opts.target } : {}),
+      globalArgs,
+    });
+    const context = await openContext(opts.context, opts.dockerfile.path);
+    const epoch = opts.sourceDateEpoch ?? 0;
+    const run: RunContext = { df, opts, globalArgs, graph, buildArgs, context, epoch, platform, ran: 0, cached: 0 };
+    return withLease(this.#d.root, async () => {
+      const results = new Map<number, { state: State; stage: EvaluatedStage }>();
+      for (const index of graph.order) {
+        results.set(index, await this.#buildStage(run, index, results));
+      }
+      const final = results.get(graph.target)!.state;
+      const config = structuredClone(final.config);
+      if (opts.labels && Object.keys(opts.labels).length > 0) {
+        config.config = { ...config.config, Labels: { ...config.config?.Labels, ...opts.labels } };
+      }
+      config.created = iso(epoch);
+      const { writeImage, openImage } = await import('../image/index.js');
+      const descriptor = await writeImage(
+        this.#d.content,
+        config,
+        final.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType })),
+        'oci',
+      );
+      const made = await openImage(this.#d.content, descriptor);
+      return { descriptor, id: made.id, ran: run.ran, cached: run.cached };
+    });
+  }
+
+  async #baseState(run: RunContext, source: StageSource, results: Map<number, { state: State }>, name: string) {
+    if (source.kind === 'scratch') return { config: EMPTY_CONFIG(run.platform), layers: [], key: 'scratch' };
+    if (source.kind === 'stage') {
+      const r = results.get(source.index);
+      if (!r) throw new StrataError('INTERNAL', `stage ${source.index} was not built before ${name}`);
+      return structuredClone(r.state);
+    }
+    const image = await this.#d.baseImage(source.reference, { pull: !!run.opts.pull });
+    const config = structuredClone(image.config);
+    const layers = image.layers.map((l) => ({
+      digest: l.digest,
+      size: l.size,
+      mediaType: l.mediaType,
+      diffId: l.diffId,
+    }));
+    return { config, layers, key: image.digest as string };
+  }
+
+  async #buildStage(
+    run: RunContext,
+    index: number,
+    results: Map<number, { state: State; stage: EvaluatedStage }>,
+  ): Promise<{ state: State; stage: EvaluatedStage }> {
+    const stage = run.df.stages[index]!;
+    const label = stage.name ?? `stage-${index}`;
+    const node = run.graph.stages[index]!;
+    const fromId = ++this.#stepId;
+    run.opts.onEvent?.({
+      type: 'step',
+      id: fromId,
+      stage: label,
+      index: 1,
+      total: stage.instructions.length + 1,
+      text: `FROM ${node.from.image}`,
+    });
+    const t0 = performance.now();
+    let state: State = await this.#baseState(run, node.base, results, label);
+    // BuildKit gives every image a PATH: the default one when the base has none.
+    state.config.config ??= {};
+    const baseConfig = state.config.config;
+    if (!(baseConfig.Env ?? []).some((e) => envKey(e) === 'PATH')) {
+      baseConfig.Env = [`PATH=${DEFAULT_PATH}`, ...(baseConfig.Env ?? [])];
+    }
+    if (state.config.config?.OnBuild && state.config.config.OnBuild.length > 0 && node.base.kind === 'image') {
+      run.opts.onEvent?.({
+        type: 'warning',
+        message: `${label}: the base image's ONBUILD triggers are not run yet: ${state.config.config.OnBuild.join('; ')}`,
+      });
+    }
+    run.opts.onEvent?.({ type: 'done', id: fromId, seconds: (performance.now() - t0) / 1000 });
+    const baseEnv = state.config.config?.Env ?? [];
+    const evaluated = evaluateStage(stage, {
+      globalArgs: run.globalArgs,
+      buildArgs: run.buildArgs,
+      baseEnv,
+    });
+    for (const w of evaluated.warnings) run.opts.onEvent?.({ type: 'warning', message: formatWarning(w) });
+    let shell = state.config.config?.Shell ?? ['/bin/sh', '-c'];
+    let entrypointSet = false;
+    for (const [i, ins] of evaluated.instructions.entries()) {
+      run.opts.signal?.throwIfAborted();
+      const e = ins.expanded;
+      const config = structuredClone(state.config);
+      config.config ??= {};
+      const c: ContainerConfig = config.config;
+      const workdir = e.kind === 'WORKDIR' ? posix.resolve(c.WorkingDir || '/', e.path) : undefined;
+      const usedArgs: Record<string, string> = {};
+      const argValues = new Map<string, string>();
+      for (const x of ins.runEnv) argValues.set(envKey(x), x.slice(envKey(x).length + 1));
+      for (const a of ins.usedArgs) {
+        const v = argValues.get(a) ?? run.buildArgs[a] ?? run.globalArgs.values.get(a);
+        if (v !== undefined) usedArgs[a] = v;
+      }
+      let layer: BuiltLayer | undefined;
+      let key = state.key;
+      // Steps that change files are vertices with cache keys, as in BuildKit; the others only edit the config.
+      const changesFiles = e.kind === 'RUN' || e.kind === 'COPY' || e.kind === 'ADD' || (workdir ?? '/') !== '/';
+      if (changesFiles) {
+        const id = ++this.#stepId;
+        const text = ins.instruction.original.replace(/\s+/g, ' ').trim();
+        run.opts.onEvent?.({
+          type: 'step',
+          id,
+          stage: label,
+          index: i + 2,
+          total: stage.instructions.length + 1,
+          text,
+        });
+        const started = performance.now();
+        const plan = e.kind === 'COPY' || e.kind === 'ADD' ? await this.#planCopy(run, e, results, ins) : undefined;
+        try {
+          // What the step's result depends on: its parent's files, the instruction, and the config it runs with.
+          key = cacheKey({
+            parent: state.key,
+            instruction: { kind: e.kind, expanded: e },
+            args: usedArgs,
+            ...(plan ? { sources: plan.checksum } : {}),
+            platform: `${run.platform.os}/${run.platform.architecture}`,
+            config:
+              e.kind === 'RUN'
+                ? { env: ins.runEnv, user: c.User ?? '', workdir: c.WorkingDir ?? '', shell }
+                : { user: c.User ?? '', workdir: c.WorkingDir ?? '' },
+          });
+          const hit = run.opts.noCache ? undefined : await this.#cacheHit(key);
+          if (hit) {
+            layer = hit.layer;
+            run.cached++;
+            run.opts.onEvent?.({ type: 'cached', id });
+          } else {
+            if (e.kind === 'RUN') {
+              layer = await this.#fileStep(run, state, true, (rootfs, bundle) =>
+                this.#run(run, id, state.config, rootfs, bundle, e, ins, shell, ins.instruction.location.startLine),
+              );
+            } else if (e.kind === 'COPY' || e.kind === 'ADD') {
+              layer = await this.#fileStep(run, state, false, (rootfs) => this.#copy(run, rootfs, state, e, plan!));
+            } else {
+              layer = await this.#fileStep(run, state, false, async (rootfs) => {
+                await mkdirInRoot(rootfs, workdir!, await userIn(rootfs, c.User));
+              });
+            }
+            await this.#cache.put(key, layer ? { layer } : {});
+            run.ran++;
+          }
+        } finally {
+          await plan?.release();
+        }
+        run.opts.onEvent?.({ type: 'done', id, seconds: (performance.now() - started) / 1000 });
+      }
+      switch (e.kind) {
+        case 'WORKDIR':
+          c.WorkingDir = workdir!;
+          break;
+        case 'ENV': {
+          let env = c.Env ?? [];
+          for (const p of e.pairs) env = setEnv(env, p.key, p.value);
+          c.Env = env;
+          break;
+        }
+        case 'LABEL':
+          c.Labels = { ...c.Labels };
+          for (const p of e.pairs) c.Labels[p.key] = p.value;
+          break;
+        case 'USER':
+          c.User = e.user;
+          break;
+        case 'EXPOSE':
+          c.ExposedPorts = { ...c.ExposedPorts };
+          for (const p of e.ports) c.ExposedPorts[p] = {};
+          break;
+        case 'VOLUME':
+          c.Volumes = { ...c.Volumes };
+          for (const v of e.volumes) c.Volumes[v] = {};
+          break;
+        case 'STOPSIGNAL':
+          c.StopSignal = e.signal;
+          break;
+        case 'CMD':
+          c.Cmd = e.command.form === 'shell' ? [...shell, e.command.command] : [...e.command.args];
+          break;
+        case 'ENTRYPOINT':
+          c.Entrypoint = e.command.form === 'shell' ? [...shell, e.command.command] : [...e.command.args];
+          if (c.Entrypoint.length === 0) c.Entrypoint = null;
+          // An ENTRYPOINT resets a CMD inherited from the base (not one set in this stage), as docker does.
+          if (!entrypointSet && !evaluated.instructions.slice(0, i).some((x) => x.expanded.kind === 'CMD')) {
+            c.Cmd = null;
+          }
+          entrypointSet = true;
+          break;
+        case 'SHELL':
+          c.Shell = [...e.shell];
+          break;
+        case 'HEALTHCHECK':
+          c.Healthcheck = { ...e.health };
+          break;
+        case 'ONBUILD':
+          c.OnBuild = [...(c.OnBuild ?? []), e.expression];
+          break;
+        case 'MAINTAINER':
+          config.author = e.maintainer;
+          break;
+        default:
+          break;
+      }
+      const history: HistoryEntry = {
+        created: iso(run.epoch),
+        created_by: createdBy(ins, shell, e.kind === 'RUN' ? usedArgs : {}),
+        comment: 'buildkit.dockerfile.v0',
+        ...(layer ? {} : { empty_layer: true }),
+      };
+      config.history = [...(config.history ?? []), history];
+      if (layer) config.rootfs = { type: 'layers', diff_ids: [...config.rootfs.diff_ids, layer.diffId] };
+      config.created = iso(run.epoch);
+      state = { config, layers: layer ? [...state.layers, layer] : state.layers, key };
+      if (e.kind === 'SHELL') shell = [...e.shell];
+    }
+    return { state, stage: evaluated };
+  }
+
+  async #cacheHit(key: string): Promise<CacheRecord | undefined> {
+    const rec = await this.#cache.get(key);
+    if (!rec) return undefined;
+    if (rec.layer && !(await this.#d.content.has(rec.layer.digest))) return undefined;
+    return rec;
+  }
+
+  /** The files a COPY/ADD reads, resolved now so their checksum can key the cache. */
+  async #planCopy(
+    run: RunContext,
+    e: ExpandedCopy | ExpandedAdd,
+    results: Map<number, { state: State }>,
+    ins: EvaluatedInstruction,
+  ): Promise<CopyPlan> {
+    const where = `${run.opts.dockerfile.path}:${ins.instruction.location.startLine}: ${e.kind}`;
+    let tree = run.context;
+    let view: (() => Promise<void>) | undefined;
+    if (e.kind === 'COPY' && e.from !== undefined) {
+      const src = resolveStageReference(run.df, e.from, 'copy');
+      let layers: BuiltLayer[];
+      if (src.kind === 'stage') {
+        const r = results.get(src.index);
+        if (!r) throw new StrataError('INTERNAL', `stage ${e.from} was not built before it is copied from`);
+        layers = r.state.layers;
+      } else if (src.kind === 'scratch') {
+        layers = [];
+      } else {
+        const img = await this.#d.baseImage(src.reference, { pull: !!run.opts.pull });
+        layers = img.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: l.diffId }));
+      }
+      // The source's files (their checksum) key the step, so the source's own key need not.
+      const mounted = await this.#view(run, layers);
+      tree = new SourceTree(mounted.rootfs);
+      view = mounted.release;
+    }
+    try {
+      const excluded = e.exclude.length > 0 ? parseDockerignore([...e.exclude]) : undefined;
+      const groups: CopySourcePlan[] = [];
+      for (const s of e.sources) {
+        if (s.kind === 'heredoc') {
+          groups.push({ kind: 'heredoc', name: s.name, content: s.content });
+          continue;
+        }
+        if (e.kind === 'ADD' && /^https?:\/\//.test(s.path)) {
+          groups.push({ kind: 'url', url: s.path });
+          continue;
+        }
+        const m = await tree.match(s.path, where);
+        for (const entry of m.entries) {
+          if (excluded?.matches(entry.rel)) continue;
+          const below = entry.st.isDirectory()
+            ? await tree.walk(entry.rel, excluded ? (r) => excluded.matches(r) : undefined)
+            : [];
+          groups.push({ kind: 'path', entry, below, pattern: s.path });
+        }
+      }
+      const sum = await checksumEntries(
+        groups.map((g) =>
+          g.kind === 'path'
+            ? { base: g.entry.rel, entries: [g.entry, ...g.below] }
+            : { base: g.kind === 'url' ? g.url : `heredoc:${g.name}:${g.content}`, entries: [] },
+        ),
+      );
+      return { groups, checksum: sum, tree, release: view ?? (async () => {}) };
+    } catch (err) {
+      await view?.();
+      throw err;
+    }
+  }
+
+  /** A read-only look at a layer stack (COPY --from): an overlay mounted under tmp/, released by the caller. */
+  async #view(run: RunContext, layers: BuiltLayer[]): Promise<{ rootfs: string; release: () => Promise<void> }> {
+    await this.#unpack(layers, run.opts.signal);
+    const key = `build-view-${randomBytes(8).toString('hex')}`;
+    const ids = chainIds(layers.map((l) => l.diffId));
+    const dir = join(this.#d.root, 'tmp', key);
+    await mkdir(dir, { recursive: true });
+    if (ids.length === 0) {
+      await mkdir(join(dir, 'rootfs'));
+      return { rootfs: join(dir, 'rootfs'), release: () => rm(dir, { recursive: true, force: true }) };
+    }
+    await this.#d.snapshots.prepareActive(key, ids.at(-1)!, { labels: { 'strata.build': 'view' } });
+    const rootfs = await this.#d.snapshots.mountActive(key, join(dir, 'rootfs'));
+    return {
+      rootfs,
+      release: async () => {
+        await this.#d.snapshots.unmount(rootfs).catch(() => {});
+        await this.#d.snapshots.removeActive(key);
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  }
+
+  async #unpack(layers: BuiltLayer[], signal?: AbortSignal): Promise<void> {
+    await unpackLayers(
+      this.#d.snapshots,
+      layers.map((l) => ({
+        diffId: l.diffId,
+        open: () => this.#d.content.read(l.digest, signal ? { signal } : {}),
+        what: `layer ${l.digest}`,
+      })),
+      signal ? { signal } : {},
+    );
+  }
+
+  /**
+   * A step that changes files: an overlay over the stage's layers (with an init layer of mount points under it for
+   * RUN, so they never reach the layer), `mutate` on the mounted root, then the upper directory as the new layer;
+   * undefined when nothing changed (an empty layer, as BuildKit omits).
+   */
+  async #fileStep(
+    run: RunContext,
+    state: State,
+    withInit: boolean,
+    mutate: (rootfs: string, bundle: string) => Promise<void>,
+  ): Promise<BuiltLayer | undefined> {
+    const s = this.#d.snapshots;
+    await this.#unpack(state.layers, run.opts.signal);
+    const ids = chainIds(state.layers.map((l) => l.diffId));
+    const key = `build-${randomBytes(8).toString('hex')}`;
+    const bundle = join(this.#d.root, 'tmp', key);
+    await mkdir(bundle, { recursive: true });
+    let parent: string | undefined = ids.at(-1);
+    const init = `${key}-init`;
+    try {
+      if (withInit) {
+        const dir = await s.prepare(`${init}-prep`, parent);
+        const lowers = parent ? (await s.chain(parent)).map((c) => s.fsDir(c.name)) : [];
+        await writeInitLayer(dir, lowers);
+        await s.commit(init, `${init}-prep`);
+        parent = init;
+      }
+      await s.prepareActive(key, parent, { labels: { 'strata.build': 'step' } });
+      const rootfs = await s.mountActive(key, join(bundle, 'rootfs'));
+      try {
+        await mutate(rootfs, bundle);
+      } finally {
+        await s.unmount(rootfs);
+      }
+      const src = await s.layerSource(key);
+      const packOpts = { compression: 'gzip' as const, mediaType: 'oci' as const, sourceDateEpoch: run.epoch };
+      let packed: ReturnType<typeof packOverlayUpper>;
+      if (src.kind === 'overlay-upper') {
+        if ((await readdir(src.upperDir)).length === 0) return undefined;
+        packed = packOverlayUpper(src.upperDir, packOpts);
+      } else {
+        if (src.changes.length === 0) return undefined;
+        packed = packChanges(src.root, src.changes, packOpts);
+      }
+      const ingested = await this.#d.content.ingest(packed.stream, { what: 'build step layer' }, run.opts.signal);
+      try {
+        const info = await packed.info;
+        await ingested.commit();
+        return { digest: ingested.digest, size: ingested.size, mediaType: MediaType.OciLayerGzip, diffId: info.diffId };
+      } catch (err) {
+        await ingested.abort();
+        throw err;
+      }
+    } finally {
+      await s.removeActive(key).catch(() => {});
+      if (withInit) {
+        await s.remove(init).catch(() => {});
+        await s.remove(`${init}-prep`).catch(() => {});
+      }
+      await rm(bundle, { recursive: true, force: true });
+    }
+  }
+
+  /** RUN: the command in a runc container on the mounted root, with the stage's config and the step's env. */
+  async #run(
+    run: RunContext,
+    stepId: number,
+    image: ImageConfig,
+    rootfs: string,
+    bundle: string,
+    e: ExpandedRun,
+    ins: EvaluatedInstruction,
+    shell: string[],
+    line: number,
+  ): Promise<void> {
+    if (e.mounts.length > 0) {
+      throw new StrataError('UNIMPLEMENTED', `${run.opts.dockerfile.path}:${line}: RUN --mount is not supported yet`, {
+        hint: 'copy what the step needs with COPY instead',
+      });
+    }
+    this.#runtime ??= OciRuntime.open(this.#d.root);
+    const rt = await this.#runtime;
+    let args: string[];
+    if (e.command.form === 'exec') args = [...e.command.args];
+    else if (e.heredocs.length > 0 && /^\s*\d*<<-?\S+\s*$/.test(e.command.command)) {
+      // `RUN <<EOF`: the heredoc is the script (with its own interpreter when it has a #! line).
+      const body = e.heredocs[0]!.content;
+      if (body.startsWith('#!')) {
+        const inRoot = `/.strata-heredoc-${stepId}`;
+        await writeFile(join(rootfs, inRoot), body, { mode: 0o755 });
+        args = [inRoot];
+      } else args = [...shell, body];
+    } else {
+      const docs = e.heredocs.map((h) => `${h.content}${h.name}\n`).join('');
+      args = [...shell, e.heredocs.length > 0 ? `${e.command.command}\n${docs}` : e.command.command];
+    }
+    const passwd = (await readFileInRoot(rootfs, '/etc/passwd')) ?? '';
+    const group = (await readFileInRoot(rootfs, '/etc/group')) ?? '';
+    const user = resolveUser(image.config?.User ?? '', passwd, group);
+    const etc = join(bundle, 'etc');
+    await mkdir(etc, { recursive: true });
+    const hosts = join(etc, 'hosts');
+    const resolv = join(etc, 'resolv.conf');
+    const hostname = join(etc, 'hostname');
+    const { readFile } = await import('node:fs/promises');
+    await writeFile(hosts, '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
+    await writeFile(resolv, (await readFile('/etc/resolv.conf', 'utf8').catch(() => '')) || 'nameserver 127.0.0.1\n');
+    await writeFile(hostname, 'buildkitsandbox\n');
+    const network = e.network === 'none' ? 'none' : e.network === 'host' ? 'host' : (run.opts.network ?? 'host');
+    const id = `strata-build-${randomBytes(8).toString('hex')}`;
+    const spec = runtimeSpecFromImage(
+      { ...image, config: { ...image.config, Entrypoint: null, Cmd: null, Env: [] } },
+      {
+        id,
+        rootfs: 'rootfs',
+        user,
+        entrypoint: args,
+        env: [...ins.runEnv, ...ins.proxyEnv],
+        ...(image.config?.WorkingDir ? { workdir: image.config.WorkingDir } : {}),
+        hostname: 'buildkitsandbox',
+        network,
+        etcFiles: { hosts, resolvConf: resolv, hostname },
+        hostLimits: await readHostLimits(),
+      },
+    );
+    await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
+    const proc = await rt.run(id, bundle, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(run.opts.signal ? { signal: run.opts.signal } : {}),
+    });
+    const tail: string[] = [];
+    const relay = (stream: 'stdout' | 'stderr') => {
+      let pending = '';
+      proc.child[stream]?.on('data', (d: Buffer) => {
+        pending += d.toString();
+        const lines = pending.split('\n');
+        pending = lines.pop()!;
+        for (const l of lines) {
+          tail.push(l);
+          if (tail.length > 20) tail.shift();
+          run.opts.onEvent?.({ type: 'output', id: stepId, stream, line: l });
+        }
+      });
+      proc.child[stream]?.on('end', () => {
+        if (pending !== '') {
+          tail.push(pending);
+          run.opts.onEvent?.({ type: 'output', id: stepId, stream, line: pending });
+        }
+      });
+    };
+    relay('stdout');
+    relay('stderr');
+    const st = await proc.wait();
+    await rm(join(rootfs, `.strata-heredoc-${stepId}`), { force: true });
+    if (st.exitCode !== 0 || st.error) {
+      const what = e.command.form === 'shell' ? e.command.command : JSON.stringify(e.command.args);
+      throw new BuildStepError(
+        `${run.opts.dockerfile.path}:${line}: RUN ${what.split('\n')[0]}: process did not complete successfully: exit code: ${st.exitCode}${st.error ? ` (${st.error.message})` : ''}${tail.length > 0 ? `\n${tail.map((l) => `  > ${l}`).join('\n')}` : ''}`,
+        { exitCode: st.exitCode, line },
+        'fix the command (its output is above), then build again: the steps before it come from the cache',
+      );
+    }
+  }
+
+  /** COPY/ADD into the mounted root. */
+  async #copy(
+    run: RunContext,
+    rootfs: string,
+    state: State,
+    e: ExpandedCopy | ExpandedAdd,
+    plan: CopyPlan,
+  ): Promise<void> {
+    const c = state.config.config ?? {};
+    const attrs: CopyAttributes = {};
+    if (e.chown) {
+      const passwd = (await readFileInRoot(rootfs, '/etc/passwd')) ?? '';
+      const group = (await readFileInRoot(rootfs, '/etc/group')) ?? '';
+      const u = resolveUser(e.chown, passwd, group);
+      attrs.uid = u.uid;
+      attrs.gid = u.gid;
+    }
+    if (e.chmod) {
+      if (e.chmod.kind !== 'octal') {
+        throw new StrataError('UNIMPLEMENTED', `--chmod=${e.chmod.expression}: symbolic modes are not supported yet`, {
+          hint: 'give an octal mode such as --chmod=0755',
+        });
+      }
+      attrs.mode = e.chmod.mode;
+    }
+    const dest = posix.resolve(c.WorkingDir || '/', e.dest);
+    const many = plan.groups.length > 1 || plan.groups.some((g) => g.kind === 'path' && g.entry.st.isDirectory());
+    const destIsDir = e.dest.endsWith('/') || e.dest === '.' || many;
+    const owner = attrs.uid !== undefined ? { uid: attrs.uid, gid: attrs.gid ?? 0 } : undefined;
+    const destDir = await mkdirInRoot(rootfs, destIsDir ? dest : posix.dirname(dest), owner);
+    const name = destIsDir ? undefined : posix.basename(dest);
+    for (const g of plan.groups) {
+      if (g.kind === 'heredoc') {
+        const target = join(destDir, name ?? g.name);
+        await rm(target, { recursive: true, force: true });
+        await writeFile(target, g.content, { mode: attrs.mode ?? 0o644 });
+        const { chown, utimes } = await import('node:fs/promises');
+        await chown(target, attrs.uid ?? 0, attrs.gid ?? 0);
+        await utimes(target, run.epoch, run.epoch);
+        continue;
+      }
+      if (g.kind === 'url') {
+        await this.#download(run, g.url, destDir, name, e.kind === 'ADD' ? e.checksum : undefined, attrs);
+        continue;
+      }
+      if (e.kind === 'ADD' && g.entry.st.isFile() && (await isArchive(g.entry.abs))) {
+        await extractArchive(g.entry.abs, destIsDir ? destDir : await mkdirInRoot(rootfs, dest), run.opts.signal);
+        continue;
+      }
+      let target = destDir;
+      if (e.kind === 'COPY' && e.parents && g.entry.rel !== '.') {
+        const parentRel = posix.dirname(g.entry.rel);
+        if (parentRel !== '.') target = await mkdirInRoot(destDir, parentRel, owner);
+      }
+      const below = g.below;
+      await copyInto(target, name, g.entry, async () => below, attrs);
+    }
+  }
+
+  /** ADD of an http(s) URL: downloaded (verified against --checksum when given) to the destination. */
+  async #download(
+    run: RunContext,
+    url: string,
+    destDir: string,
+    name: string | undefined,
+    checksum: string | undefined,
+    attrs: CopyAttributes,
+  ): Promise<void> {
+    const res = await fetch(url, run.opts.signal ? { signal: run.opts.signal } : {});
+    if (!res.ok || !res.body) {
+      throw new StrataError('UNAVAILABLE', `ADD ${url}: HTTP ${res.status}`, { hint: 'check the URL' });
+    }
+    const file = join(destDir, name ?? (posix.basename(new URL(url).pathname) || 'download'));
+    const { createHash } = await import('node:crypto');
+    const h = createHash('sha256');
+    const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+    body.on('data', (d: Buffer) => h.update(d));
+    await pipeline(body, createWriteStream(file, { mode: attrs.mode ?? 0o600 }));
+    const got = `sha256:${h.digest('hex')}`;
+    if (checksum && checksum !== got) {
+      await rm(file, { force: true });
+      throw new StrataError('DATA_LOSS', `ADD ${url}: digest mismatch: expected ${checksum}, got ${got}`, {
+        hint: 'the file changed at its source, or --checksum is wrong',
+      });
+    }
+    const { chown } = await import('node:fs/promises');
+    await chown(file, attrs.uid ?? 0, attrs.gid ?? 0);
+  }
+}
+
+type CopySourcePlan =
+  | { kind: 'path'; entry: SourceEntry; below: SourceEntry[]; pattern: string }
+  | { kind: 'heredoc'; name: string; content: string }
+  | { kind: 'url'; url: string };
+
+interface CopyPlan {
+  groups: CopySourcePlan[];
+  checksum: string;
+  tree: SourceTree;
+  release: () => Promise<void>;
+}
+
+interface RunContext {
+  df: Dockerfile;
+  opts: BuildOptions;
+  globalArgs: GlobalArgs;
+  graph: StageGraph;
+  buildArgs: Record<string, string>;
+  context: SourceTree;
+  epoch: number;
+  platform: Platform;
+  ran: number;
+  cached: number;
+}
+
+async function userIn(rootfs: string, spec: string | undefined): Promise<{ uid: number; gid: number } | undefined> {
+  if (!spec) return undefined;
+  const passwd = (await readFileInRoot(rootfs, '/etc/passwd')) ?? '';
+  const group = (await readFileInRoot(rootfs, '/etc/group')) ?? '';
+  const u = resolveUser(spec, passwd, group);
+  return { uid: u.uid, gid: u.gid };
+}
+
+function formatWarning(w: Warning): string {
+  return `${w.location.file}:${w.location.startLine}: ${w.rule}: ${w.message}`;
+}
+
+export { DockerfileSyntaxError };

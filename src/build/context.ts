@@ -1,0 +1,183 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, type Stats } from 'node:fs';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { type IgnoreMatcher, ignoreFileCandidates, parseDockerignore, readDockerignore } from '../dockerfile/index.js';
+import { errnoCode, StrataError } from '../errors/index.js';
+
+/** A file system object a COPY selected: its path relative to the source root and its lstat. */
+export interface SourceEntry {
+  /** `/`-separated, relative to the source root (context or stage root), never empty. */
+  rel: string;
+  abs: string;
+  st: Stats;
+}
+
+/** One COPY/ADD source pattern with what it matched: top-most matches only (a matched directory stands for its tree). */
+export interface SourceMatch {
+  pattern: string;
+  entries: SourceEntry[];
+}
+
+/**
+ * Go's filepath.Match for one pattern against a path with the same number of `/` elements: `*` and `?` never cross a
+ * `/`, `[...]` classes (with `^`/`!` negation and ranges), `\` escapes.
+ */
+export function globToRegExp(pattern: string): RegExp {
+  let re = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '\\' && i + 1 < pattern.length) re += escapeRe(pattern[++i]!);
+    else if (c === '[') {
+      const end = pattern.indexOf(']', i + 2);
+      if (end < 0) throw new StrataError('INVALID_ARGUMENT', `invalid pattern ${JSON.stringify(pattern)}: unclosed [`);
+      let body = pattern.slice(i + 1, end);
+      let neg = '';
+      if (body.startsWith('^') || body.startsWith('!')) {
+        neg = '^';
+        body = body.slice(1);
+      }
+      re += `[${neg}${body.replace(/\\(.)/g, '\\$1').replace(/([\]^])/g, '\\$1')}]`;
+      i = end;
+    } else re += escapeRe(c);
+  }
+  return new RegExp(`^${re}$`);
+}
+
+function escapeRe(c: string): string {
+  return c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
+
+const hasMagic = (p: string) => /[*?[\\]/.test(p);
+
+/**
+ * A tree files are copied from: the build context (with its .dockerignore applied: ignored files do not exist for
+ * COPY) or another stage's / image's root file system.
+ */
+export class SourceTree {
+  constructor(
+    readonly root: string,
+    readonly ignore?: IgnoreMatcher,
+  ) {}
+
+  #ignored(rel: string): boolean {
+    return this.ignore?.matches(rel) ?? false;
+  }
+
+  async #lstat(rel: string): Promise<Stats | undefined> {
+    try {
+      return await lstat(join(this.root, rel));
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * The entries a source pattern names (relative to the tree's root, `..` cannot climb out): a plain path, or a
+   * glob matched element by element. Refuses a pattern that matches nothing, with docker's wording.
+   */
+  async match(pattern: string, where: string): Promise<SourceMatch> {
+    const clean = posix.normalize(`/${pattern}`).slice(1).replace(/\/$/, '');
+    if (clean === '' || clean === '.') {
+      const st = await lstat(this.root);
+      return { pattern, entries: [{ rel: '.', abs: this.root, st }] };
+    }
+    const parts = clean.split('/');
+    let candidates = [''];
+    for (const part of parts) {
+      const next: string[] = [];
+      for (const dir of candidates) {
+        if (!hasMagic(part)) {
+          const rel = dir ? `${dir}/${part.replace(/\\(.)/g, '$1')}` : part.replace(/\\(.)/g, '$1');
+          if (!this.#ignored(rel) && (await this.#lstat(rel))) next.push(rel);
+          continue;
+        }
+        const re = globToRegExp(part);
+        const names = await readdir(join(this.root, dir)).catch(() => [] as string[]);
+        for (const name of names.sort()) {
+          const rel = dir ? `${dir}/${name}` : name;
+          if (re.test(name) && !this.#ignored(rel)) next.push(rel);
+        }
+      }
+      candidates = next;
+    }
+    const entries: SourceEntry[] = [];
+    for (const rel of candidates) {
+      const st = await this.#lstat(rel);
+      if (st) entries.push({ rel, abs: join(this.root, rel), st });
+    }
+    if (entries.length === 0) {
+      throw new StrataError('NOT_FOUND', `${where}: "/${clean}": not found`, {
+        hint: 'the path does not exist in the build context, or .dockerignore excludes it',
+      });
+    }
+    return { pattern, entries };
+  }
+
+  /** Every entry under `rel` (a directory), depth first, sorted, skipping ignored and `exclude`d paths. */
+  async walk(rel: string, exclude?: (rel: string) => boolean): Promise<SourceEntry[]> {
+    const out: SourceEntry[] = [];
+    const visit = async (dir: string): Promise<void> => {
+      const names = (await readdir(join(this.root, dir))).sort();
+      for (const name of names) {
+        const child = dir === '.' ? name : `${dir}/${name}`;
+        if (exclude?.(child)) continue;
+        if (this.#ignored(child)) {
+          if (!this.ignore?.hasExclusions) continue;
+          // a `!` pattern may re-include something below an ignored directory
+          const st = await this.#lstat(child);
+          if (st?.isDirectory() && !this.ignore.canSkipDir(child)) await visit(child);
+          continue;
+        }
+        const st = await this.#lstat(child);
+        if (!st) continue;
+        out.push({ rel: child, abs: join(this.root, child), st });
+        if (st.isDirectory()) await visit(child);
+      }
+    };
+    await visit(rel);
+    return out;
+  }
+}
+
+/** The build context directory with its .dockerignore (`<Dockerfile>.dockerignore` next to the Dockerfile first). */
+export async function openContext(dir: string, dockerfileRel?: string): Promise<SourceTree> {
+  const st = await lstat(dir).catch(() => undefined);
+  if (!st?.isDirectory()) {
+    throw new StrataError('NOT_FOUND', `build context ${dir} is not a directory`, {
+      hint: 'give a directory (often .), or - to read a tar from standard input',
+    });
+  }
+  for (const name of ignoreFileCandidates(dockerfileRel ?? 'Dockerfile')) {
+    const text = await readFile(join(dir, name), 'utf8').catch(() => undefined);
+    if (text !== undefined) return new SourceTree(dir, parseDockerignore(readDockerignore(text)));
+  }
+  return new SourceTree(dir);
+}
+
+/**
+ * A checksum of exactly what a COPY reads: for each entry its path (relative to the match), type, mode, size, link
+ * target and content hash; owners and mtimes are left out (COPY resets owners; mtimes must not break the cache).
+ */
+export async function checksumEntries(groups: { base: string; entries: SourceEntry[] }[]): Promise<string> {
+  const h = createHash('sha256');
+  for (const g of groups) {
+    for (const e of g.entries) {
+      const st = e.st;
+      const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : 'o';
+      h.update(`${g.base}\0${e.rel}\0${type}\0${(st.mode & 0o7777).toString(8)}\0`);
+      if (type === 'l') h.update(`${await readlink(e.abs)}\0`);
+      if (type === 'f') {
+        const fh = createHash('sha256');
+        await pipeline(createReadStream(e.abs), fh);
+        h.update(`${st.size}\0${fh.digest('hex')}\0`);
+      }
+      h.update('\n');
+    }
+  }
+  return `sha256:${h.digest('hex')}`;
+}

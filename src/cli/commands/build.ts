@@ -1,0 +1,187 @@
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import type { Command } from 'commander';
+import { type BuildEvent, StrataError } from '../../index.js';
+import { collect, openStrata } from '../context.js';
+import { print } from '../output.js';
+
+function keyValues(list: string[] | undefined, flag: string, fromEnv: boolean): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of list ?? []) {
+    const eq = item.indexOf('=');
+    if (eq === 0) throw new StrataError('INVALID_ARGUMENT', `invalid ${flag} "${item}": the name is empty`);
+    if (eq < 0) {
+      // docker: `--build-arg NAME` takes NAME from the environment (and is ignored when unset there)
+      const v = fromEnv ? process.env[item] : '';
+      if (v !== undefined) out[item] = v;
+      continue;
+    }
+    out[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return out;
+}
+
+/** BuildKit's plain progress: `#N [stage i/n] STEP`, output lines with their time, `#N CACHED`, `#N DONE 0.1s`. */
+function plainProgress(quiet: boolean): (e: BuildEvent) => void {
+  const started = new Map<number, number>();
+  const out = (s: string) => {
+    if (!quiet) process.stderr.write(`${s}\n`);
+  };
+  return (e) => {
+    switch (e.type) {
+      case 'step':
+        started.set(e.id, performance.now());
+        out(`#${e.id} [${e.stage} ${e.index}/${e.total}] ${e.text}`);
+        break;
+      case 'cached':
+        out(`#${e.id} CACHED`);
+        break;
+      case 'output': {
+        const t = ((performance.now() - (started.get(e.id) ?? performance.now())) / 1000).toFixed(3);
+        out(`#${e.id} ${t} ${e.line}`);
+        break;
+      }
+      case 'done':
+        out(`#${e.id} DONE ${e.seconds.toFixed(1)}s`);
+        break;
+      case 'warning':
+        out(`WARN: ${e.message}`);
+        break;
+    }
+  };
+}
+
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export function registerBuildCommands(program: Command): void {
+  const build = (c: Command) =>
+    c
+      .argument('<CONTEXT>', 'context directory, or - to read a tar (or a Dockerfile) from standard input')
+      .option('-t, --tag <name:tag>', 'name the image (repeatable)', collect)
+      .option('-f, --file <path>', "the Dockerfile (default: CONTEXT/Dockerfile; '-' reads it from standard input)")
+      .option('--build-arg <key=value>', 'set a build argument (repeatable)', collect)
+      .option('--target <stage>', 'build this stage and the stages it needs')
+      .option('--no-cache', 'run every step, ignoring the build cache')
+      .option('--pull', 'pull base images even when they are in the store')
+      .option('--label <key=value>', 'set a label on the image (repeatable)', collect)
+      .option('--iidfile <file>', 'write the image ID to this file')
+      .option('--progress <mode>', 'auto, plain or tty (strata prints plain lines)', 'auto')
+      .option('--platform <os/arch>', 'target platform (only the host platform is supported)')
+      .option('--network <mode>', 'network for RUN steps: host (default) or none')
+      .option('-q, --quiet', 'print only the image ID')
+      .option('--secret <spec>', 'id=X,src=F|env=V (not supported yet)', collect)
+      .action(async (contextArg: string, opts: Record<string, unknown>, cmd: Command) => {
+        if (opts['secret']) {
+          throw new StrataError(
+            'UNIMPLEMENTED',
+            'build secrets (--secret, RUN --mount=type=secret) are not supported yet',
+            {
+              hint: 'leave --secret out',
+            },
+          );
+        }
+        const network = opts['network'] as string | undefined;
+        if (network !== undefined && network !== 'host' && network !== 'none' && network !== 'default') {
+          throw new StrataError('INVALID_ARGUMENT', `network "${network}" is not supported for RUN steps`, {
+            hint: 'use --network host or --network none (strata creates no bridges)',
+          });
+        }
+        const platform = opts['platform'] as string | undefined;
+        if (
+          platform !== undefined &&
+          platform !== 'linux/amd64' &&
+          platform !== `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`
+        ) {
+          throw new StrataError('UNIMPLEMENTED', `--platform ${platform}: only the host platform can be built here`, {
+            hint: 'leave --platform out',
+          });
+        }
+        const strata = await openStrata(cmd);
+        let spool: string | undefined;
+        try {
+          let context = resolve(contextArg);
+          const file = opts['file'] as string | undefined;
+          let dockerfileText: string;
+          let dockerfilePath: string;
+          if (contextArg === '-') {
+            if (file === '-')
+              throw new StrataError('INVALID_ARGUMENT', 'the context and the Dockerfile cannot both be -');
+            // A tar on stdin is the context; anything else is a Dockerfile with an empty context (docker's rule).
+            const input = await readStdin();
+            await mkdir(join(strata.root, 'tmp'), { recursive: true });
+            spool = await mkdtemp(join(strata.root, 'tmp', 'build-context-'));
+            context = spool;
+            const looksTar =
+              (input[0] === 0x1f && input[1] === 0x8b) || input.subarray(257, 262).toString('latin1') === 'ustar';
+            if (looksTar) {
+              await strata.unpackBuildContext(Readable.from([input]), spool);
+              dockerfilePath = file ?? 'Dockerfile';
+              dockerfileText = await readFile(join(spool, dockerfilePath), 'utf8').catch(() => {
+                throw new StrataError('NOT_FOUND', `the context tar has no ${dockerfilePath}`, {
+                  hint: 'put a Dockerfile at the top of the tar, or name it with -f',
+                });
+              });
+            } else {
+              dockerfilePath = 'Dockerfile';
+              dockerfileText = input.toString('utf8');
+            }
+          } else if (file === '-') {
+            dockerfilePath = 'Dockerfile';
+            dockerfileText = (await readStdin()).toString('utf8');
+          } else {
+            const path = resolve(file ?? join(context, 'Dockerfile'));
+            dockerfilePath = relative(context, path).startsWith('..') ? path : relative(context, path);
+            dockerfileText = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+              throw new StrataError('NOT_FOUND', `cannot read the Dockerfile ${path}: ${err.code ?? err.message}`, {
+                hint: 'give its path with -f, or run from the directory that has it',
+              });
+            });
+          }
+          const sde = process.env['SOURCE_DATE_EPOCH'];
+          if (sde !== undefined && !/^\d+$/.test(sde)) {
+            throw new StrataError('INVALID_ARGUMENT', `SOURCE_DATE_EPOCH="${sde}" is not a number of seconds`);
+          }
+          const quiet = !!opts['quiet'];
+          const res = await strata.build({
+            context,
+            dockerfile: { text: dockerfileText, path: dockerfilePath },
+            tags: (opts['tag'] as string[] | undefined) ?? [],
+            buildArgs: keyValues(opts['buildArg'] as string[] | undefined, '--build-arg', true),
+            labels: keyValues(opts['label'] as string[] | undefined, '--label', false),
+            ...(opts['target'] !== undefined ? { target: opts['target'] as string } : {}),
+            noCache: opts['cache'] === false,
+            pull: !!opts['pull'],
+            ...(sde !== undefined ? { sourceDateEpoch: Number(sde) } : {}),
+            ...(network === 'none' ? { network: 'none' as const } : {}),
+            onEvent: plainProgress(quiet),
+          });
+          if (!quiet) {
+            process.stderr.write(`writing image ${res.id} done\n`);
+            for (const t of res.tags) process.stderr.write(`naming to ${t} done\n`);
+          }
+          if (quiet) print(res.id);
+          if (opts['iidfile']) await writeFile(opts['iidfile'] as string, res.id);
+        } finally {
+          if (spool) await rm(spool, { recursive: true, force: true });
+        }
+      });
+  build(program.command('build').description('Build an image from a Dockerfile'));
+  const builder = program.command('builder').description('Manage the build cache');
+  build(builder.command('build').description('Build an image from a Dockerfile'));
+  builder
+    .command('prune')
+    .description('Remove the build cache')
+    .option('-f, --force', 'do not prompt for confirmation (accepted for docker compatibility)')
+    .option('-a, --all', 'remove all of it (the only mode)')
+    .action(async (_o, cmd: Command) => {
+      const strata = await openStrata(cmd);
+      const n = await strata.pruneBuildCache();
+      print(`Deleted build cache objects: ${n}`);
+      print('Total reclaimed space: 0B');
+    });
+}

@@ -1,0 +1,277 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { cp, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { importBusybox, strata } from '../../helpers/cli.js';
+import { repoRoot, tempDir } from '../../helpers/env.js';
+import { canRun } from '../container/helpers.js';
+
+const fixtures = join(repoRoot, 'test/fixtures/build');
+
+interface Built {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** Step lines `#N [stage i/n] TEXT` that ran (not CACHED). */
+  ran: string[];
+  cached: string[];
+}
+
+/** Run `strata build` and sort its steps into the ones that ran and the ones the cache answered. */
+async function build(root: string, args: string[], input?: string | Buffer): Promise<Built> {
+  const r = await strata(root, ['build', ...args], input !== undefined ? { input } : {});
+  const steps = new Map<string, string>();
+  const cachedIds = new Set<string>();
+  for (const line of r.stderr.split('\n')) {
+    const step = /^#(\d+) \[[^\]]+\] (.*)$/.exec(line);
+    if (step) steps.set(step[1]!, step[2]!);
+    const c = /^#(\d+) CACHED$/.exec(line);
+    if (c) cachedIds.add(c[1]!);
+  }
+  const ran: string[] = [];
+  const cached: string[] = [];
+  for (const [id, text] of steps) {
+    if (text.startsWith('FROM ')) continue;
+    (cachedIds.has(id) ? cached : ran).push(text);
+  }
+  return { ...r, ran, cached };
+}
+
+const inspect = async (root: string, ref: string) => JSON.parse((await strata(root, ['inspect', ref])).stdout)[0];
+
+describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-static' }, () => {
+  let work: { path: string; cleanup: () => Promise<void> };
+  let root: string;
+  let app: string;
+
+  before(async () => {
+    work = await tempDir('strata-build-');
+    root = join(work.path, 'root');
+    await importBusybox(root, work.path);
+    app = join(work.path, 'app');
+    await cp(join(fixtures, 'app'), app, { recursive: true });
+  });
+  after(async () => work?.cleanup());
+
+  it('builds every instruction: files, owners, modes, config and history as docker would', async () => {
+    const b = await build(root, ['-t', 'app:1', app]);
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stderr, /naming to docker\.io\/library\/app:1 done/);
+    const run = await strata(root, ['run', '--rm', 'app:1']);
+    assert.equal(run.stdout, 'hello from build\n', run.stderr);
+    const tree = await strata(root, [
+      'run',
+      '--rm',
+      '--entrypoint',
+      'sh',
+      'app:1',
+      '-c',
+      'cd /app && find . | sort && stat -c "%n %a %u %g" owned.txt hello.txt && cat inline.txt unpacked/d/t.txt heredoc.txt && id -u && ls /app/ignored.log 2>&1 || true',
+    ]);
+    assert.equal(tree.code, 0, tree.stderr);
+    assert.equal(
+      tree.stdout,
+      [
+        '.',
+        './hello.txt',
+        './heredoc.txt',
+        './inline.txt',
+        './made.txt',
+        './owned.txt',
+        './sub',
+        './sub/s.txt',
+        './unpacked',
+        './unpacked/d',
+        './unpacked/d/t.txt',
+        'owned.txt 640 1000 1000',
+        'hello.txt 644 0 0',
+        'inline test',
+        'in-tar',
+        'heredoc-ran',
+        '65534',
+        'ls: /app/ignored.log: No such file or directory',
+        '',
+      ].join('\n'),
+    );
+    const img = await inspect(root, 'app:1');
+    const c = img.Config;
+    assert.equal(c.User, 'nobody');
+    assert.equal(c.WorkingDir, '/app');
+    assert.deepEqual(c.Entrypoint, ['/bin/sh', '-c']);
+    assert.deepEqual(c.Cmd, ['cat /app/made.txt']);
+    assert.deepEqual(c.ExposedPorts, { '8080/tcp': {}, '9000/udp': {} });
+    assert.deepEqual(c.Volumes, { '/data': {} });
+    assert.equal(c.StopSignal, 'SIGINT');
+    assert.deepEqual(c.Labels, { 'org.example.k': 'v' });
+    assert.deepEqual(c.Healthcheck, { Test: ['CMD', 'true'], Interval: 5_000_000_000 });
+    assert.deepEqual(c.OnBuild, ['RUN echo child']);
+    assert.deepEqual(c.Shell, ['/bin/sh', '-ec']);
+    assert.ok(c.Env.includes('APP=/app') && c.Env.includes('MODE=test'));
+    assert.ok(
+      c.Env.some((e: string) => e.startsWith('PATH=')),
+      'a PATH, as BuildKit gives',
+    );
+    // busybox's layer + WORKDIR, 3 COPY, ADD, COPY heredoc, 2 RUN with changes; `RUN true` changed nothing.
+    assert.equal(img.RootFS.Layers.length, 1 + 1 + 3 + 1 + 1 + 2);
+    const history = (await strata(root, ['history', '--no-trunc', '--format', 'json', 'app:1'])).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    // every instruction after FROM has a history entry, newest first, over busybox's one
+    assert.equal(history.length, 21 + 1);
+    const by = history.map((h) => h.CreatedBy);
+    assert.ok(
+      by.includes(
+        'RUN |1 GREETING=hello /bin/sh -c echo "$GREETING from build" > made.txt && rm /app/sub/gone.txt # buildkit',
+      ),
+    );
+    assert.ok(by.includes('WORKDIR /app'));
+    assert.ok(by.includes('ENV APP=/app MODE=test'));
+    assert.ok(by.includes('COPY hello.txt ./ # buildkit'));
+    const runTrue = history.find((h) => h.CreatedBy.startsWith('RUN |1 GREETING=hello /bin/sh -c true'));
+    assert.equal(runTrue?.Size, '0B');
+    assert.ok(history.every((h, i) => i === history.length - 1 || h.CreatedAt === '1970-01-01T00:00:00Z'));
+  });
+
+  it('a rebuild with no change runs no step and gives the same image', async () => {
+    const first = await inspect(root, 'app:1');
+    const b = await build(root, ['-t', 'app:1', app]);
+    assert.equal(b.code, 0, b.stderr);
+    assert.deepEqual(b.ran, []);
+    // the steps that change files (WORKDIR, COPY x3, ADD, COPY heredoc, RUN x3); config steps are no vertices
+    assert.equal(b.cached.length, 9, b.cached.join(' | '));
+    assert.equal((await inspect(root, 'app:1')).Id, first.Id);
+  });
+
+  it('changing a file re-runs only the steps from the first COPY that reads it; an ignored file changes nothing', async () => {
+    await writeFile(join(app, 'ignored.log'), 'changed, but .dockerignore excludes it\n');
+    const ignored = await build(root, ['-t', 'app:1', app]);
+    assert.equal(ignored.code, 0, ignored.stderr);
+    assert.deepEqual(ignored.ran, []);
+    await writeFile(join(app, 'sub', 's.txt'), 'changed\n');
+    const b = await build(root, ['-t', 'app:2', app]);
+    assert.equal(b.code, 0, b.stderr);
+    assert.deepEqual(b.cached, [
+      'WORKDIR $APP',
+      'COPY hello.txt ./',
+      'COPY --chown=1000:1000 --chmod=0640 secret.txt /app/owned.txt',
+    ]);
+    assert.equal(b.ran[0], 'COPY sub/ ./sub/');
+    assert.equal(b.ran.length, 6);
+    const out = await strata(root, ['run', '--rm', '--entrypoint', 'cat', 'app:2', '/app/sub/s.txt']);
+    assert.equal(out.stdout, 'changed\n');
+    // --no-cache runs everything again
+    const nc = await build(root, ['--no-cache', '-t', 'app:3', app]);
+    assert.equal(nc.code, 0, nc.stderr);
+    assert.equal(nc.cached.length, 0);
+    assert.equal(
+      (await inspect(root, 'app:3')).Id,
+      (await inspect(root, 'app:2')).Id,
+      'the same inputs, the same image',
+    );
+  });
+
+  it('a build arg that a step uses keys the cache: changing it re-runs that step', async () => {
+    const b = await build(root, ['--build-arg', 'GREETING=hi', '-t', 'app:hi', app]);
+    assert.equal(b.code, 0, b.stderr);
+    // COPY steps do not depend on the argument; every RUN sees it in its environment
+    assert.equal(b.cached.length, 6, b.cached.join(' | '));
+    assert.ok(b.ran[0]?.startsWith('RUN echo "$GREETING'), b.ran.join('|'));
+    assert.equal(b.ran.length, 3);
+    const out = await strata(root, ['run', '--rm', 'app:hi']);
+    assert.equal(out.stdout, 'hi from build\n');
+  });
+
+  it('reproducible: two fresh roots build the same digest, also with SOURCE_DATE_EPOCH', async () => {
+    const ids: string[] = [];
+    // The same base in both roots (an import stamps the time, so the base is moved by save and load).
+    const base = join(work.path, 'base.tar');
+    assert.equal((await strata(root, ['save', '-o', base, 'busybox'])).code, 0);
+    for (const n of [1, 2]) {
+      const r2 = join(work.path, `repro-${n}`);
+      assert.equal((await strata(r2, ['load', '-q', '-i', base])).code, 0);
+      const b = await build(r2, ['-q', app]);
+      assert.equal(b.code, 0, b.stderr);
+      ids.push(b.stdout.trim());
+      const sde = await strata(r2, ['build', '-q', app], { env: { SOURCE_DATE_EPOCH: '1700000000' } });
+      ids.push(sde.stdout.trim());
+    }
+    assert.match(ids[0]!, /^sha256:[0-9a-f]{64}$/);
+    assert.equal(ids[0], ids[2]);
+    assert.equal(ids[1], ids[3]);
+    assert.notEqual(ids[0], ids[1], 'SOURCE_DATE_EPOCH is in the timestamps');
+  });
+
+  it('multi-stage: COPY --from a stage and an index, --target, unused stages are not built', async () => {
+    const ms = join(fixtures, 'multistage');
+    const b = await build(root, ['-t', 'ms:1', ms]);
+    assert.equal(b.code, 0, b.stderr);
+    assert.ok(!b.stderr.includes('exit 3'), 'the unused stage did not run');
+    const img = await inspect(root, 'ms:1');
+    assert.equal(img.RootFS.Layers.length, 3);
+    const run = await strata(root, ['run', '--rm', 'ms:1', '/bin/busybox', 'cat', '/artifact', '/out-copy/artifact']);
+    assert.equal(run.stdout, 'built\nbuilt\n', run.stderr);
+    const t = await build(root, ['--target', 'final', '-t', 'ms:final', ms]);
+    assert.equal(t.code, 0, t.stderr);
+    assert.equal((await inspect(root, 'ms:final')).RootFS.Layers.length, 2);
+    const bad = await build(root, ['--target', 'nope', ms]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /nope/);
+    assert.match(bad.stderr, /builder/);
+  });
+
+  it('the context as a tar on stdin, and the Dockerfile from stdin', async () => {
+    const tar = execFileSync('tar', ['-C', join(fixtures, 'multistage'), '-c', '.']);
+    const r = await strata(root, ['build', '-q', '--target', 'builder', '-'], { input: tar });
+    assert.equal(r.code, 0, r.stderr);
+    const df = await strata(root, ['build', '-q', '-f', '-', app], { input: 'FROM busybox\nCOPY hello.txt /h\n' });
+    assert.equal(df.code, 0, df.stderr);
+    const id = df.stdout.trim();
+    const out = await strata(root, ['run', '--rm', id, 'cat', '/h']);
+    assert.equal(out.stdout, 'hi\n');
+  });
+
+  it('bad input: clear errors with file and line, and no image tagged', async () => {
+    const dir = join(work.path, 'bad');
+    await cp(join(fixtures, 'app'), dir, { recursive: true });
+    const cases: [string, RegExp][] = [
+      ['FROM busybox\nCOPPY a b\n', /Dockerfile:2: unknown instruction: COPPY \(did you mean COPY\?\)/],
+      ['FROM busybox\nCOPY missing.txt /x\n', /Dockerfile:2: COPY: "\/missing.txt": not found/],
+      ['FROM busybox\nCOPY hello.txt\n', /Dockerfile:2/],
+      ['FROM busybox\nRUN echo before-failing; exit 7\n', /Dockerfile:2: RUN .*exit code: 7[\s\S]*before-failing/],
+      ['FROM busybox AS a\nCOPY --from=b /x /x\nFROM busybox AS b\nCOPY --from=a /y /y\n', /circular dependency/],
+      ['FROM no-such-image-here.invalid/x\n', /no-such-image-here/],
+    ];
+    for (const [text, re] of cases) {
+      await writeFile(join(dir, 'Dockerfile'), text);
+      const b = await build(root, ['-t', 'bad:1', dir]);
+      assert.notEqual(b.code, 0, text);
+      assert.match(b.stderr, re, text);
+    }
+    const images = await strata(root, ['images', '--format', 'json']);
+    assert.ok(!images.stdout.includes('"bad"'), 'no image tagged by a failed build');
+  });
+
+  it('leaves no mount, active snapshot or temporary directory behind', async () => {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.split(' ')[4]?.startsWith(root));
+    assert.deepEqual(mounts, []);
+    assert.deepEqual(
+      readdirSync(join(root, 'tmp')).filter((n) => n.startsWith('build-')),
+      [],
+    );
+  });
+
+  it('builder prune clears the cache: the next build runs every step', async () => {
+    const p = await strata(root, ['builder', 'prune', '-f']);
+    assert.equal(p.code, 0, p.stderr);
+    assert.match(p.stdout, /Deleted build cache objects: \d+/);
+    const b = await build(root, ['-t', 'app:1', app]);
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal(b.cached.length, 0);
+    assert.equal(b.ran.length, 9);
+  });
+});
