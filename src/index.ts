@@ -833,6 +833,8 @@ export class Strata {
     labels?: Record<string, string>;
     sourceDateEpoch?: number;
     network?: 'host' | 'none';
+    /** `--secret` values by id (for `RUN --mount=type=secret`); they never reach a layer, the config or history. */
+    secrets?: Record<string, Buffer>;
     insecureRegistries?: string[];
     onEvent?: (e: BuildEvent) => void;
     onPullProgress?: ProgressFn;
@@ -873,6 +875,7 @@ export class Strata {
       ...(opts.labels ? { labels: opts.labels } : {}),
       ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
       ...(opts.network ? { network: opts.network } : {}),
+      ...(opts.secrets ? { secrets: opts.secrets } : {}),
       ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });

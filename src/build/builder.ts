@@ -1,11 +1,11 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { packChanges, packOverlayUpper } from '../archive/index.js';
-import { readFileInRoot, writeInitLayer } from '../container/index.js';
+import { readFileInRoot, resolveInRoot, writeInitLayer } from '../container/index.js';
 import type { ContentStore } from '../content/index.js';
 import {
   type Dockerfile,
@@ -43,7 +43,7 @@ import { DEFAULT_PATH, OciRuntime, readHostLimits, resolveUser, runtimeSpecFromI
 import type { Snapshotter } from '../snapshot/index.js';
 import { type BuiltLayer, BuildCache, type CacheRecord, cacheKey } from './cache.js';
 import { checksumEntries, openContext, type SourceEntry, SourceTree } from './context.js';
-import { type CopyAttributes, copyInto, extractArchive, isArchive, mkdirInRoot } from './fs-ops.js';
+import { type CopyAttributes, copyInto, extractArchive, isTarArchive, mkdirInRoot } from './fs-ops.js';
 
 /** What the build reports as it goes (the CLI renders it BuildKit's way). */
 export type BuildEvent =
@@ -75,6 +75,8 @@ export interface BuildOptions {
   labels?: Record<string, string>;
   /** Seconds since the epoch for every timestamp the build writes (config, history, clamped file times); default 0. */
   sourceDateEpoch?: number;
+  /** `--secret id=X,...` values by id, for `RUN --mount=type=secret`. */
+  secrets?: Record<string, Buffer>;
   /** `--network` default for RUN steps (BuildKit's sandbox has a network; here: the host's). */
   network?: 'host' | 'none';
   onEvent?: (e: BuildEvent) => void;
@@ -211,9 +213,21 @@ export class Builder {
     });
     const context = await openContext(opts.context, opts.dockerfile.path);
     const epoch = opts.sourceDateEpoch ?? 0;
-    const run: RunContext = { df, opts, globalArgs, graph, buildArgs, context, epoch, platform, ran: 0, cached: 0 };
+    const results = new Map<number, { state: State; stage: EvaluatedStage }>();
+    const run: RunContext = {
+      df,
+      results,
+      opts,
+      globalArgs,
+      graph,
+      buildArgs,
+      context,
+      epoch,
+      platform,
+      ran: 0,
+      cached: 0,
+    };
     return withLease(this.#d.root, async () => {
-      const results = new Map<number, { state: State; stage: EvaluatedStage }>();
       for (const index of graph.order) {
         results.set(index, await this.#buildStage(run, index, results));
       }
@@ -278,19 +292,26 @@ export class Builder {
     if (!(baseConfig.Env ?? []).some((e) => envKey(e) === 'PATH')) {
       baseConfig.Env = [`PATH=${DEFAULT_PATH}`, ...(baseConfig.Env ?? [])];
     }
-    if (state.config.config?.OnBuild && state.config.config.OnBuild.length > 0 && node.base.kind === 'image') {
-      run.opts.onEvent?.({
-        type: 'warning',
-        message: `${label}: the base image's ONBUILD triggers are not run yet: ${state.config.config.OnBuild.join('; ')}`,
+    // The base image's ONBUILD triggers run first, as instructions of this stage; they are not passed on further.
+    let instructions = stage.instructions;
+    const triggers = node.base.kind === 'image' ? (state.config.config?.OnBuild ?? []) : [];
+    if (triggers.length > 0) {
+      const parsed = parseDockerfile(`FROM scratch\n${triggers.join('\n')}\n`, {
+        file: `${run.opts.dockerfile.path} (ONBUILD of ${node.from.image})`,
       });
+      instructions = [...parsed.stages[0]!.instructions, ...stage.instructions];
     }
+    if (triggers.length > 0 && state.config.config) delete state.config.config.OnBuild;
     run.opts.onEvent?.({ type: 'done', id: fromId, seconds: (performance.now() - t0) / 1000 });
     const baseEnv = state.config.config?.Env ?? [];
-    const evaluated = evaluateStage(stage, {
-      globalArgs: run.globalArgs,
-      buildArgs: run.buildArgs,
-      baseEnv,
-    });
+    const evaluated = evaluateStage(
+      { ...stage, instructions },
+      {
+        globalArgs: run.globalArgs,
+        buildArgs: run.buildArgs,
+        baseEnv,
+      },
+    );
     for (const w of evaluated.warnings) run.opts.onEvent?.({ type: 'warning', message: formatWarning(w) });
     let shell = state.config.config?.Shell ?? ['/bin/sh', '-c'];
     let entrypointSet = false;
@@ -484,7 +505,7 @@ export class Builder {
         for (const entry of m.entries) {
           if (excluded?.matches(entry.rel)) continue;
           const below = entry.st.isDirectory()
-            ? await tree.walk(entry.rel, excluded ? (r) => excluded.matches(r) : undefined)
+            ? await tree.walk(entry.rel, excluded ? (r) => excluded.matches(r) : undefined, entry.abs)
             : [];
           groups.push({ kind: 'path', entry, below, pattern: s.path });
         }
@@ -613,11 +634,141 @@ export class Builder {
     shell: string[],
     line: number,
   ): Promise<void> {
-    if (e.mounts.length > 0) {
-      throw new StrataError('UNIMPLEMENTED', `${run.opts.dockerfile.path}:${line}: RUN --mount is not supported yet`, {
-        hint: 'copy what the step needs with COPY instead',
-      });
+    const mounts = await this.#prepareMounts(run, rootfs, bundle, e, line);
+    try {
+      await this.#runIn(run, stepId, image, rootfs, bundle, e, ins, shell, line, mounts);
+    } finally {
+      await mounts.release();
     }
+  }
+
+  /**
+   * `RUN --mount`s: cache directories kept under `buildcache/mounts/` (by id, else target), tmpfs, read-only binds of
+   * the context or of a stage's / image's files, and secrets from `--secret` (a read-only file, or an environment
+   * variable with `env=`). The mount points runc makes for them are removed afterwards, so none reaches the layer.
+   */
+  async #prepareMounts(
+    run: RunContext,
+    rootfs: string,
+    bundle: string,
+    e: ExpandedRun,
+    line: number,
+  ): Promise<RunMounts> {
+    const where = `${run.opts.dockerfile.path}:${line}: RUN --mount`;
+    const out: RunMounts = { binds: [], tmpfs: [], env: [], stubs: [], release: async () => {} };
+    const releases: (() => Promise<void>)[] = [];
+    out.release = async () => {
+      for (const r of releases.reverse()) await r().catch(() => {});
+    };
+    try {
+      for (const m of e.mounts) {
+        const target = posix.resolve('/', m.target || (m.type === 'secret' ? `/run/secrets/${m.id ?? ''}` : ''));
+        if (m.type === 'ssh') {
+          throw new StrataError('UNIMPLEMENTED', `${where}=type=ssh is not supported`, {
+            hint: 'leave the ssh mount out',
+          });
+        }
+        if (m.type === 'secret') {
+          const id = m.id ?? posix.basename(m.target ?? '');
+          const secret = run.opts.secrets?.[id];
+          if (!secret) {
+            if (m.required) {
+              throw new StrataError('NOT_FOUND', `${where}: secret ${id} is required but was not given`, {
+                hint: `pass it with --secret id=${id},src=FILE or --secret id=${id},env=VARIABLE`,
+              });
+            }
+            continue;
+          }
+          if (m.env) {
+            out.env.push(`${m.env}=${secret.toString('utf8')}`);
+            if (!m.target) continue;
+          }
+          const file = join(bundle, `secret-${randomBytes(6).toString('hex')}`);
+          await writeFile(file, secret, { mode: m.mode ?? 0o400 });
+          await chownPath(file, m.uid ?? 0, m.gid ?? 0);
+          out.binds.push({ source: file, destination: target, readonly: true });
+          out.stubs.push(await stubOf(rootfs, target));
+          continue;
+        }
+        if (m.type === 'tmpfs') {
+          out.tmpfs.push({ target, size: m.size });
+          out.stubs.push(await stubOf(rootfs, target));
+          continue;
+        }
+        if (m.type === 'cache') {
+          const key = createHash('sha256')
+            .update(m.id ?? target)
+            .digest('hex')
+            .slice(0, 32);
+          const dir = join(this.#d.root, 'buildcache', 'mounts', key);
+          const made = !(await stat(dir).catch(() => undefined));
+          await mkdir(dir, { recursive: true, mode: m.mode ?? 0o755 });
+          if (made) await chownPath(dir, m.uid ?? 0, m.gid ?? 0);
+          out.binds.push({ source: dir, destination: target, readonly: m.readOnly });
+          out.stubs.push(await stubOf(rootfs, target));
+          continue;
+        }
+        // bind: the context, or a stage's or an image's files; read-only (writes would change the source)
+        if (!m.readOnly) {
+          throw new StrataError('UNIMPLEMENTED', `${where}=type=bind,rw: writable bind mounts are not supported yet`, {
+            hint: 'leave rw out (the mount is read-only), or COPY the files and change the copy',
+          });
+        }
+        let tree = run.context.root;
+        if (m.from !== undefined) {
+          const src = resolveStageReference(run.df, m.from, 'mount');
+          const layers =
+            src.kind === 'stage'
+              ? (run.results.get(src.index)?.state.layers ?? [])
+              : src.kind === 'scratch'
+                ? []
+                : (await this.#d.baseImage(src.reference, { pull: !!run.opts.pull })).layers.map((l) => ({
+                    digest: l.digest,
+                    size: l.size,
+                    mediaType: l.mediaType,
+                    diffId: l.diffId,
+                  }));
+          const view = await this.#view(run, layers);
+          releases.push(view.release);
+          tree = view.rootfs;
+        }
+        const rel = posix.normalize(`/${m.source ?? '.'}`);
+        const source = m.from === undefined ? join(tree, rel) : ((await resolveInRoot(tree, rel)) ?? join(tree, rel));
+        if (!(await stat(source).catch(() => undefined))) {
+          throw new StrataError(
+            'NOT_FOUND',
+            `${where}: source ${rel} does not exist${m.from ? ` in ${m.from}` : ' in the context'}`,
+            {
+              hint: 'check source= (relative to the context or the from= root)',
+            },
+          );
+        }
+        out.binds.push({ source, destination: target, readonly: true });
+        out.stubs.push(await stubOf(rootfs, target));
+      }
+    } catch (err) {
+      await out.release();
+      throw err;
+    }
+    const stubs = out.stubs;
+    releases.unshift(async () => {
+      for (const st of stubs) await removeStub(rootfs, st);
+    });
+    return out;
+  }
+
+  async #runIn(
+    run: RunContext,
+    stepId: number,
+    image: ImageConfig,
+    rootfs: string,
+    bundle: string,
+    e: ExpandedRun,
+    ins: EvaluatedInstruction,
+    shell: string[],
+    line: number,
+    mounts: RunMounts,
+  ): Promise<void> {
     this.#runtime ??= OciRuntime.open(this.#d.root);
     const rt = await this.#runtime;
     let args: string[];
@@ -655,14 +806,23 @@ export class Builder {
         rootfs: 'rootfs',
         user,
         entrypoint: args,
-        env: [...ins.runEnv, ...ins.proxyEnv],
+        env: [...ins.runEnv, ...ins.proxyEnv, ...mounts.env],
         ...(image.config?.WorkingDir ? { workdir: image.config.WorkingDir } : {}),
         hostname: 'buildkitsandbox',
         network,
         etcFiles: { hosts, resolvConf: resolv, hostname },
+        binds: mounts.binds,
         hostLimits: await readHostLimits(),
       },
     );
+    for (const t of mounts.tmpfs) {
+      spec.mounts.push({
+        destination: t.target,
+        type: 'tmpfs',
+        source: 'tmpfs',
+        options: ['nosuid', 'nodev', 'mode=1777', ...(t.size ? [`size=${t.size}`] : [])],
+      });
+    }
     await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
     const proc = await rt.run(id, bundle, {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -729,10 +889,26 @@ export class Builder {
     }
     const dest = posix.resolve(c.WorkingDir || '/', e.dest);
     const many = plan.groups.length > 1 || plan.groups.some((g) => g.kind === 'path' && g.entry.st.isDirectory());
-    const destIsDir = e.dest.endsWith('/') || e.dest === '.' || many;
+    // A destination that exists in the image as a directory (or a link to one) is one, slash or not (docker).
+    const existing = await resolveInRoot(rootfs, dest);
+    const existingStat = existing ? await stat(existing).catch(() => undefined) : undefined;
+    const destIsDir = e.dest.endsWith('/') || e.dest === '.' || many || !!existingStat?.isDirectory();
     const owner = attrs.uid !== undefined ? { uid: attrs.uid, gid: attrs.gid ?? 0 } : undefined;
-    const destDir = await mkdirInRoot(rootfs, destIsDir ? dest : posix.dirname(dest), owner);
-    const name = destIsDir ? undefined : posix.basename(dest);
+    let destDir: string;
+    let name: string | undefined;
+    if (destIsDir) {
+      destDir = await mkdirInRoot(rootfs, dest, owner);
+    } else if (existing && existingStat?.isFile()) {
+      // A file (or a link to one, resolved inside the root): it is overwritten where it really is.
+      destDir = posix.dirname(existing);
+      name = posix.basename(existing);
+    } else {
+      destDir = await mkdirInRoot(rootfs, posix.dirname(dest), owner);
+      name = posix.basename(dest);
+    }
+    // Files from another stage or image keep their owners (docker); files from the context become root's.
+    if (e.kind === 'COPY' && e.from !== undefined && attrs.uid === undefined) attrs.keepOwner = true;
+    const links = new Map<string, string>();
     for (const g of plan.groups) {
       if (g.kind === 'heredoc') {
         const target = join(destDir, name ?? g.name);
@@ -747,7 +923,7 @@ export class Builder {
         await this.#download(run, g.url, destDir, name, e.kind === 'ADD' ? e.checksum : undefined, attrs);
         continue;
       }
-      if (e.kind === 'ADD' && g.entry.st.isFile() && (await isArchive(g.entry.abs))) {
+      if (e.kind === 'ADD' && g.entry.st.isFile() && (await isTarArchive(g.entry.abs))) {
         await extractArchive(g.entry.abs, destIsDir ? destDir : await mkdirInRoot(rootfs, dest), run.opts.signal);
         continue;
       }
@@ -757,7 +933,7 @@ export class Builder {
         if (parentRel !== '.') target = await mkdirInRoot(destDir, parentRel, owner);
       }
       const below = g.below;
-      await copyInto(target, name, g.entry, async () => below, attrs);
+      await copyInto(target, name, g.entry, async () => below, attrs, links);
     }
   }
 
@@ -792,6 +968,55 @@ export class Builder {
   }
 }
 
+interface RunMounts {
+  binds: { source: string; destination: string; readonly: boolean }[];
+  tmpfs: { target: string; size: number | undefined }[];
+  /** `--mount=type=secret,env=NAME`: variables only the step's process sees (never in the config or history). */
+  env: string[];
+  stubs: Stub[];
+  release: () => Promise<void>;
+}
+
+/** A mount target and the first of its path components that did not exist before the step (what runc creates). */
+interface Stub {
+  target: string;
+  firstMissing?: string;
+}
+
+async function stubOf(rootfs: string, target: string): Promise<Stub> {
+  const parts = target.split('/').filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const p = `/${parts.slice(0, i).join('/')}`;
+    if ((await resolveInRoot(rootfs, p)) === undefined) return { target, firstMissing: p };
+  }
+  return { target };
+}
+
+/**
+ * Remove what runc created for a mount point: the target (an empty file or directory) and then each parent up to the
+ * first missing component while it is empty, so files the step itself wrote there stay.
+ */
+async function removeStub(rootfs: string, stub: Stub): Promise<void> {
+  if (!stub.firstMissing) return;
+  const { rmdir, unlink, lstat: lst } = await import('node:fs/promises');
+  let path = stub.target;
+  for (;;) {
+    const host = await resolveInRoot(rootfs, path);
+    if (host?.startsWith(`${rootfs}/`)) {
+      const st = await lst(host).catch(() => undefined);
+      if (st?.isDirectory()) await rmdir(host).catch(() => {});
+      else if (st?.isFile() && st.size === 0) await unlink(host).catch(() => {});
+    }
+    if (path === stub.firstMissing || path === '/') return;
+    path = posix.dirname(path);
+  }
+}
+
+async function chownPath(path: string, uid: number, gid: number): Promise<void> {
+  const { chown } = await import('node:fs/promises');
+  await chown(path, uid, gid);
+}
+
 type CopySourcePlan =
   | { kind: 'path'; entry: SourceEntry; below: SourceEntry[]; pattern: string }
   | { kind: 'heredoc'; name: string; content: string }
@@ -806,6 +1031,7 @@ interface CopyPlan {
 
 interface RunContext {
   df: Dockerfile;
+  results: Map<number, { state: State; stage: EvaluatedStage }>;
   opts: BuildOptions;
   globalArgs: GlobalArgs;
   graph: StageGraph;

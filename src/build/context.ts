@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { resolveInRoot } from '../container/index.js';
 import { type IgnoreMatcher, ignoreFileCandidates, parseDockerignore, readDockerignore } from '../dockerfile/index.js';
 import { errnoCode, StrataError } from '../errors/index.js';
 
@@ -108,7 +109,25 @@ export class SourceTree {
     const entries: SourceEntry[] = [];
     for (const rel of candidates) {
       const st = await this.#lstat(rel);
-      if (st) entries.push({ rel, abs: join(this.root, rel), st });
+      if (!st) continue;
+      if (!st.isSymbolicLink()) {
+        entries.push({ rel, abs: join(this.root, rel), st });
+        continue;
+      }
+      // A source that is a symlink is followed (inside this tree, never out of it), as docker does; links inside a
+      // copied directory stay links.
+      const target = await resolveInRoot(this.root, rel);
+      const tst = target ? await stat(target).catch(() => undefined) : undefined;
+      if (!target || !tst) {
+        throw new StrataError(
+          'NOT_FOUND',
+          `${where}: "/${rel}" is a symbolic link to "${await readlink(join(this.root, rel))}", which is not found in the context`,
+          {
+            hint: 'a link in the context may only point to a file inside the context',
+          },
+        );
+      }
+      entries.push({ rel, abs: target, st: tst });
     }
     if (entries.length === 0) {
       throw new StrataError('NOT_FOUND', `${where}: "/${clean}": not found`, {
@@ -119,23 +138,27 @@ export class SourceTree {
   }
 
   /** Every entry under `rel` (a directory), depth first, sorted, skipping ignored and `exclude`d paths. */
-  async walk(rel: string, exclude?: (rel: string) => boolean): Promise<SourceEntry[]> {
+  async walk(rel: string, exclude?: (rel: string) => boolean, absDir?: string): Promise<SourceEntry[]> {
+    // `absDir`: where `rel` really is (a followed link's target); children are named under `rel` all the same.
+    const base = absDir ?? join(this.root, rel);
     const out: SourceEntry[] = [];
+    const hostOf = (child: string) => join(base, child.slice(rel === '.' ? 0 : rel.length + 1));
+    const lst = (host: string) => lstat(host).catch(() => undefined);
     const visit = async (dir: string): Promise<void> => {
-      const names = (await readdir(join(this.root, dir))).sort();
+      const names = (await readdir(dir === rel ? base : hostOf(dir))).sort();
       for (const name of names) {
         const child = dir === '.' ? name : `${dir}/${name}`;
         if (exclude?.(child)) continue;
         if (this.#ignored(child)) {
           if (!this.ignore?.hasExclusions) continue;
           // a `!` pattern may re-include something below an ignored directory
-          const st = await this.#lstat(child);
+          const st = await lst(hostOf(child));
           if (st?.isDirectory() && !this.ignore.canSkipDir(child)) await visit(child);
           continue;
         }
-        const st = await this.#lstat(child);
+        const st = await lst(hostOf(child));
         if (!st) continue;
-        out.push({ rel: child, abs: join(this.root, child), st });
+        out.push({ rel: child, abs: hostOf(child), st });
         if (st.isDirectory()) await visit(child);
       }
     };

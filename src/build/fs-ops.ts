@@ -1,5 +1,6 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, lchown, lstat, lutimes, mkdir, readlink, rm, symlink, utimes } from 'node:fs/promises';
+import { chmod, lchown, link, lstat, lutimes, mkdir, open, readlink, rm, symlink, utimes } from 'node:fs/promises';
+import { constants, gunzipSync } from 'node:zlib';
 import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { applyLayer } from '../archive/index.js';
@@ -12,6 +13,8 @@ export interface CopyAttributes {
   uid?: number;
   gid?: number;
   mode?: number;
+  /** Keep the source's owners (COPY --from a stage or image); else root's, or uid/gid when given. */
+  keepOwner?: boolean;
 }
 
 /**
@@ -35,8 +38,11 @@ export async function mkdirInRoot(rootfs: string, path: string, owner?: { uid: n
   return host;
 }
 
+/** Hard links within one COPY: the first target written for each source inode. */
+export type LinkMap = Map<string, string>;
+
 /** Replace whatever is at `target` (never following a symlink there) with a copy of one source entry. */
-async function copyEntry(src: SourceEntry, target: string, attrs: CopyAttributes): Promise<void> {
+async function copyEntry(src: SourceEntry, target: string, attrs: CopyAttributes, links?: LinkMap): Promise<void> {
   const st = src.st;
   const existing = await lstat(target).catch(() => undefined);
   if (existing && (!existing.isDirectory() || !st.isDirectory())) await rm(target, { recursive: true, force: true });
@@ -45,12 +51,20 @@ async function copyEntry(src: SourceEntry, target: string, attrs: CopyAttributes
   } else if (st.isSymbolicLink()) {
     await symlink(await readlink(src.abs), target);
   } else if (st.isFile()) {
+    const inode = `${st.dev}:${st.ino}`;
+    const first = st.nlink > 1 ? links?.get(inode) : undefined;
+    if (first) {
+      // a hard link in the source stays one in the copy
+      await link(first, target);
+      return;
+    }
     await pipeline(createReadStream(src.abs), createWriteStream(target, { flags: 'wx' }));
+    if (st.nlink > 1) links?.set(inode, target);
   } else {
     return; // sockets, devices and fifos in a build context are skipped, as docker does
   }
-  const uid = attrs.uid ?? 0;
-  const gid = attrs.gid ?? 0;
+  const uid = attrs.uid ?? (attrs.keepOwner ? st.uid : 0);
+  const gid = attrs.gid ?? (attrs.keepOwner ? st.gid : 0);
   await lchown(target, uid, gid);
   if (!st.isSymbolicLink()) {
     await chmod(target, attrs.mode ?? st.mode & 0o7777);
@@ -70,9 +84,10 @@ export async function copyInto(
   entry: SourceEntry,
   walk: (rel: string) => Promise<SourceEntry[]>,
   attrs: CopyAttributes,
+  links: LinkMap = new Map(),
 ): Promise<void> {
   if (!entry.st.isDirectory()) {
-    await copyEntry(entry, join(destDir, name ?? posix.basename(entry.rel)), attrs);
+    await copyEntry(entry, join(destDir, name ?? posix.basename(entry.rel)), attrs, links);
     return;
   }
   const prefix = entry.rel === '.' ? '' : `${entry.rel}/`;
@@ -84,7 +99,7 @@ export async function copyInto(
     // The parent through mkdirInRoot: a symlink the image has there is resolved inside destDir, never on the host.
     const parent = posix.dirname(rel) === '.' ? destDir : await mkdirInRoot(destDir, posix.dirname(rel));
     const target = join(parent, posix.basename(rel));
-    await copyEntry(e, target, attrs);
+    await copyEntry(e, target, attrs, links);
     if (e.st.isDirectory()) dirs.push([e, target]);
   }
   for (const [e, target] of dirs.reverse()) await utimes(target, e.st.atime, e.st.mtime);
@@ -95,18 +110,24 @@ export async function extractArchive(file: string, destDir: string, signal?: Abo
   await applyLayer(createReadStream(file), destDir, signal ? { whiteouts: 'delete', signal } : { whiteouts: 'delete' });
 }
 
-/** Whether a file starts like a tar archive, gzip, bzip2 or xz (what ADD unpacks). */
-export async function isArchive(file: string): Promise<boolean> {
-  const { open } = await import('node:fs/promises');
+/**
+ * Whether ADD unpacks a local file: a tar archive, plain or gzip-compressed (looked at inside the compression); any
+ * other file, a lone .gz included, is copied as it is (docker).
+ */
+export async function isTarArchive(file: string): Promise<boolean> {
   const fh = await open(file, 'r');
   try {
-    const buf = Buffer.alloc(262);
-    const { bytesRead } = await fh.read(buf, 0, 262, 0);
-    const b = buf.subarray(0, bytesRead);
-    if (b[0] === 0x1f && b[1] === 0x8b) return true;
-    if (b.subarray(0, 3).toString('latin1') === 'BZh') return true;
-    if (b[0] === 0xfd && b.subarray(1, 6).toString('latin1') === '7zXZ\0') return true;
-    return b.subarray(257, 262).toString('latin1') === 'ustar';
+    const buf = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    let b = buf.subarray(0, bytesRead);
+    if (b[0] === 0x1f && b[1] === 0x8b) {
+      try {
+        b = gunzipSync(b, { finishFlush: constants.Z_SYNC_FLUSH });
+      } catch {
+        return false;
+      }
+    }
+    return b.length >= 512 && b.subarray(257, 262).toString('latin1') === 'ustar';
   } finally {
     await fh.close();
   }

@@ -9,8 +9,11 @@ const run = promisify(execFile);
 export const DOCKER_CLIENT = '/usr/bin/docker';
 
 export interface Dockerd {
-  /** Run the docker client against this daemon; resolves with stdout+stderr, rejects on a non-zero exit. */
-  docker(args: string[]): Promise<string>;
+  /**
+   * Run the docker client against this daemon; resolves with stdout+stderr, rejects on a non-zero exit. `env` adds
+   * variables for this call only (e.g. `DOCKER_BUILDKIT: '1'`).
+   */
+  docker(args: string[], opts?: { env?: Record<string, string> }): Promise<string>;
   /** Run containerd's ctr against the containerd this daemon started, in a namespace of our own. */
   ctr(args: string[]): Promise<string>;
   stop(): Promise<void>;
@@ -48,8 +51,8 @@ export async function startDockerd(dir: string): Promise<Dockerd> {
     log = (log + d.toString()).slice(-20_000);
   });
   const env = { ...process.env, DOCKER_HOST: `unix://${sock}` };
-  const docker = async (args: string[]): Promise<string> => {
-    const r = await run(DOCKER_CLIENT, args, { env, maxBuffer: 64 << 20 });
+  const docker = async (args: string[], opts: { env?: Record<string, string> } = {}): Promise<string> => {
+    const r = await run(DOCKER_CLIENT, args, { env: { ...env, ...opts.env }, maxBuffer: 64 << 20 });
     return r.stdout + r.stderr;
   };
   const containerdSock = join(execRoot, 'containerd', 'containerd.sock');

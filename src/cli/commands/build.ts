@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { type BuildEvent, StrataError } from '../../index.js';
 import { collect, openStrata } from '../context.js';
-import { print } from '../output.js';
+import { print, writeFileAtomically } from '../output.js';
 
 function keyValues(list: string[] | undefined, flag: string, fromEnv: boolean): Record<string, string> {
   const out: Record<string, string> = {};
@@ -52,6 +52,61 @@ function plainProgress(quiet: boolean): (e: BuildEvent) => void {
   };
 }
 
+/** `--output type=oci|docker,dest=FILE` (BuildKit's CSV form; `-o FILE` alone means a docker archive). */
+function parseOutput(spec: string): { type: 'oci' | 'docker'; dest: string } {
+  if (!spec.includes('=')) return { type: 'docker', dest: spec };
+  const fields = new Map(
+    spec.split(',').map((kv) => {
+      const i = kv.indexOf('=');
+      return [kv.slice(0, i).trim(), kv.slice(i + 1).trim()] as const;
+    }),
+  );
+  const type = fields.get('type') ?? 'docker';
+  const dest = fields.get('dest');
+  if (type !== 'oci' && type !== 'docker') {
+    throw new StrataError('UNIMPLEMENTED', `--output type=${type} is not supported`, {
+      hint: 'use type=oci or type=docker with dest=FILE',
+    });
+  }
+  if (!dest || dest === '-') {
+    throw new StrataError('INVALID_ARGUMENT', `--output ${spec}: give dest=FILE`, {
+      hint: 'e.g. type=oci,dest=app.tar',
+    });
+  }
+  return { type, dest };
+}
+
+/** `--secret id=X,src=FILE|env=VAR` (docker's forms; `type=file|env` accepted; `id=X` alone: the variable X). */
+async function readSecrets(specs: string[]): Promise<Record<string, Buffer>> {
+  const out: Record<string, Buffer> = {};
+  for (const spec of specs) {
+    const fields = new Map<string, string>();
+    for (const kv of spec.split(',')) {
+      const i = kv.indexOf('=');
+      if (i < 0) throw new StrataError('INVALID_ARGUMENT', `invalid --secret "${spec}": "${kv}" is not key=value`);
+      fields.set(kv.slice(0, i).trim(), kv.slice(i + 1).trim());
+    }
+    const id = fields.get('id');
+    if (!id) throw new StrataError('INVALID_ARGUMENT', `invalid --secret "${spec}": id= is required`);
+    const src = fields.get('src') ?? fields.get('source');
+    const env = fields.get('env') ?? (src === undefined ? id : undefined);
+    if (src !== undefined) {
+      out[id] = await readFile(src).catch((err: NodeJS.ErrnoException) => {
+        throw new StrataError('NOT_FOUND', `--secret ${id}: cannot read ${src}: ${err.code ?? err.message}`);
+      });
+    } else if (env !== undefined) {
+      const v = process.env[env];
+      if (v === undefined) {
+        throw new StrataError('NOT_FOUND', `--secret ${id}: the environment variable ${env} is not set`, {
+          hint: `export ${env}=... first, or give src=FILE`,
+        });
+      }
+      out[id] = Buffer.from(v);
+    }
+  }
+  return out;
+}
+
 async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
@@ -74,17 +129,11 @@ export function registerBuildCommands(program: Command): void {
       .option('--platform <os/arch>', 'target platform (only the host platform is supported)')
       .option('--network <mode>', 'network for RUN steps: host (default) or none')
       .option('-q, --quiet', 'print only the image ID')
-      .option('--secret <spec>', 'id=X,src=F|env=V (not supported yet)', collect)
+      .option('--push', 'push the tagged image(s) to their registries after the build')
+      .option('-o, --output <spec>', 'also write the image as an archive: type=oci|docker,dest=FILE')
+      .option('--secret <spec>', 'a secret for RUN --mount=type=secret: id=X,src=FILE or id=X,env=VARIABLE', collect)
       .action(async (contextArg: string, opts: Record<string, unknown>, cmd: Command) => {
-        if (opts['secret']) {
-          throw new StrataError(
-            'UNIMPLEMENTED',
-            'build secrets (--secret, RUN --mount=type=secret) are not supported yet',
-            {
-              hint: 'leave --secret out',
-            },
-          );
-        }
+        const secrets = await readSecrets((opts['secret'] as string[] | undefined) ?? []);
         const network = opts['network'] as string | undefined;
         if (network !== undefined && network !== 'host' && network !== 'none' && network !== 'default') {
           throw new StrataError('INVALID_ARGUMENT', `network "${network}" is not supported for RUN steps`, {
@@ -99,6 +148,13 @@ export function registerBuildCommands(program: Command): void {
         ) {
           throw new StrataError('UNIMPLEMENTED', `--platform ${platform}: only the host platform can be built here`, {
             hint: 'leave --platform out',
+          });
+        }
+        const output = opts['output'] !== undefined ? parseOutput(opts['output'] as string) : undefined;
+        const tagsGiven = (opts['tag'] as string[] | undefined) ?? [];
+        if (opts['push'] && tagsGiven.length === 0) {
+          throw new StrataError('INVALID_ARGUMENT', '--push needs a name to push to', {
+            hint: 'name the image with -t REGISTRY/REPOSITORY:TAG',
           });
         }
         const strata = await openStrata(cmd);
@@ -158,6 +214,7 @@ export function registerBuildCommands(program: Command): void {
             pull: !!opts['pull'],
             ...(sde !== undefined ? { sourceDateEpoch: Number(sde) } : {}),
             ...(network === 'none' ? { network: 'none' as const } : {}),
+            secrets,
             onEvent: plainProgress(quiet),
           });
           if (!quiet) {
@@ -166,6 +223,17 @@ export function registerBuildCommands(program: Command): void {
           }
           if (quiet) print(res.id);
           if (opts['iidfile']) await writeFile(opts['iidfile'] as string, res.id);
+          if (output) {
+            const ref = res.tags[0] ?? res.id;
+            await writeFileAtomically(output.dest, (out) => strata.save([ref], out, { format: output.type }));
+            if (!quiet) process.stderr.write(`exporting to ${output.type} archive ${output.dest} done\n`);
+          }
+          if (opts['push']) {
+            for (const t of res.tags) {
+              const pushed = await strata.push(t);
+              if (!quiet) process.stderr.write(`pushed ${t}@${pushed.digest}\n`);
+            }
+          }
         } finally {
           if (spool) await rm(spool, { recursive: true, force: true });
         }

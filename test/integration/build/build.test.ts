@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cp, writeFile } from 'node:fs/promises';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { importBusybox, strata } from '../../helpers/cli.js';
@@ -71,7 +71,7 @@ describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-
     ]);
     assert.equal(tree.code, 0, tree.stderr);
     assert.equal(
-      tree.stdout,
+      tree.stdout + (tree.stdout === '' ? `(stderr: ${tree.stderr})` : ''),
       [
         '.',
         './hello.txt',
@@ -251,6 +251,92 @@ describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-
     }
     const images = await strata(root, ['images', '--format', 'json']);
     assert.ok(!images.stdout.includes('"bad"'), 'no image tagged by a failed build');
+  });
+
+  it("ONBUILD: a child of the built image runs the base's triggers first, and does not pass them on", async () => {
+    const dir = join(work.path, 'child');
+    await cp(join(fixtures, 'app'), dir, { recursive: true });
+    await writeFile(join(dir, 'Dockerfile'), 'FROM app:1\nRUN echo child-step > /tmp/child\n');
+    const b = await build(root, ['-t', 'child:1', dir]);
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal(b.ran[0], 'RUN echo child', b.ran.join(' | '));
+    assert.match(b.stderr, /#\d+ [\d.]+ child$/m);
+    const img = await inspect(root, 'child:1');
+    assert.equal(img.Config.OnBuild ?? null, null);
+  });
+
+  it('--output writes an archive of the image and --iidfile its ID', async () => {
+    const out = join(work.path, 'app-oci.tar');
+    const iid = join(work.path, 'iid');
+    const b = await build(root, ['-t', 'app:out', '--output', `type=oci,dest=${out}`, '--iidfile', iid, app]);
+    assert.equal(b.code, 0, b.stderr);
+    const id = (await readFile(iid, 'utf8')).trim();
+    assert.equal(id, (await inspect(root, 'app:out')).Id);
+    const r2 = join(work.path, 'from-archive');
+    const l = await strata(r2, ['load', '-i', out]);
+    assert.equal(l.code, 0, l.stderr);
+    assert.equal((await inspect(r2, 'app:out')).Id, id);
+  });
+
+  it('RUN --mount: cache survives builds, tmpfs, read-only binds, secrets never reach the image', async () => {
+    const dir = join(work.path, 'mounts');
+    await cp(join(fixtures, 'app'), dir, { recursive: true });
+    const secretFile = join(work.path, 'token.txt');
+    await writeFile(secretFile, 's3cr3t-file\n');
+    await writeFile(
+      join(dir, 'Dockerfile'),
+      [
+        'FROM busybox',
+        'ARG RUNS=1',
+        'RUN --mount=type=cache,target=/var/cache/demo echo "run $RUNS" >> /var/cache/demo/log && cat /var/cache/demo/log > /seen-cache',
+        'RUN --mount=type=tmpfs,target=/scratch echo x > /scratch/x && grep -c tmpfs /proc/mounts > /tmpfs-count',
+        'RUN --mount=type=bind,source=sub,target=/ctx cat /ctx/s.txt > /from-bind && ! touch /ctx/new 2> /dev/null',
+        'RUN --mount=type=secret,id=token cat /run/secrets/token | wc -c > /secret-len',
+        "RUN --mount=type=secret,id=envtok,env=TOKEN sh -c 'echo ${#TOKEN} > /env-secret-len'",
+        '',
+      ].join('\n'),
+    );
+    const env = { ENVTOK: 'from-env-123' };
+    const args = ['--secret', `id=token,src=${secretFile}`, '--secret', 'id=envtok,env=ENVTOK', '-t', 'mounts:1', dir];
+    const b = await strata(root, ['build', ...args], { env });
+    assert.equal(b.code, 0, b.stderr);
+    const b2 = await strata(root, ['build', '--build-arg', 'RUNS=2', ...args], { env });
+    assert.equal(b2.code, 0, b2.stderr);
+    const out = await strata(root, [
+      'run',
+      '--rm',
+      'mounts:1',
+      'sh',
+      '-c',
+      'cat /seen-cache /tmpfs-count /from-bind /secret-len /env-secret-len; ls -d /run/secrets /var/cache/demo /scratch /ctx 2>&1 | grep -c "No such file"',
+    ]);
+    assert.equal(out.code, 0, out.stderr);
+    const lines = out.stdout.trim().split('\n');
+    assert.deepEqual(lines.slice(0, 2), ['run 1', 'run 2'], "the cache mount kept the first build's line");
+    assert.ok(Number(lines[2]) >= 1, 'a tmpfs was mounted');
+    assert.equal(lines[3], 's');
+    assert.equal(lines[4], '12');
+    assert.equal(lines[5], '12');
+    assert.equal(lines[6], '4', 'no mount point reached the image');
+    // nothing of the secrets in the config, the history or any layer
+    const saved = join(work.path, 'mounts.tar');
+    assert.equal((await strata(root, ['save', '-o', saved, 'mounts:1'])).code, 0);
+    const all = execFileSync(
+      'sh',
+      [
+        '-c',
+        `mkdir -p ${saved}.d && tar -xf ${saved} -C ${saved}.d && for f in $(find ${saved}.d -type f); do (gzip -dc "$f" 2>/dev/null || cat "$f"); done | strings`,
+      ],
+      {
+        encoding: 'utf8',
+        maxBuffer: 64 << 20,
+      },
+    );
+    assert.ok(!all.includes('s3cr3t-file') && !all.includes('from-env-123'), 'a secret leaked into the image');
+    await writeFile(join(dir, 'Dockerfile'), 'FROM busybox\nRUN --mount=type=secret,id=nope,required=true true\n');
+    const missing = await strata(root, ['build', '-t', 'mounts:2', dir]);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /secret nope is required/);
   });
 
   it('leaves no mount, active snapshot or temporary directory behind', async () => {
