@@ -829,6 +829,7 @@ export class Strata {
     buildArgs?: Record<string, string>;
     target?: string;
     noCache?: boolean;
+    explainCache?: boolean;
     pull?: boolean;
     labels?: Record<string, string>;
     sourceDateEpoch?: number;
@@ -871,6 +872,7 @@ export class Strata {
       ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
       ...(opts.target !== undefined ? { target: opts.target } : {}),
       ...(opts.noCache ? { noCache: true } : {}),
+      ...(opts.explainCache ? { explainCache: true } : {}),
       ...(opts.pull ? { pull: true } : {}),
       ...(opts.labels ? { labels: opts.labels } : {}),
       ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),

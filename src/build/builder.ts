@@ -41,7 +41,7 @@ import {
 } from '../oci/index.js';
 import { DEFAULT_PATH, OciRuntime, readHostLimits, resolveUser, runtimeSpecFromImage } from '../runtime/index.js';
 import type { Snapshotter } from '../snapshot/index.js';
-import { type BuiltLayer, BuildCache, type CacheRecord, cacheKey } from './cache.js';
+import { type BuiltLayer, BuildCache, type CacheRecord, cacheKey, type StepInputs } from './cache.js';
 import { checksumEntries, openContext, type SourceEntry, SourceTree } from './context.js';
 import { type CopyAttributes, copyInto, extractArchive, isTarArchive, mkdirInRoot } from './fs-ops.js';
 
@@ -51,7 +51,9 @@ export type BuildEvent =
   | { type: 'cached'; id: number }
   | { type: 'output'; id: number; stream: 'stdout' | 'stderr'; line: string }
   | { type: 'done'; id: number; seconds: number }
-  | { type: 'warning'; message: string };
+  | { type: 'warning'; message: string }
+  /** `--explain-cache`: why a step missed the cache. */
+  | { type: 'explain'; id: number; reasons: string[] };
 
 export interface BuildDeps {
   root: string;
@@ -77,6 +79,8 @@ export interface BuildOptions {
   sourceDateEpoch?: number;
   /** `--secret id=X,...` values by id, for `RUN --mount=type=secret`. */
   secrets?: Record<string, Buffer>;
+  /** Report, for each step that missed the cache, which of its inputs changed since the last build. */
+  explainCache?: boolean;
   /** `--network` default for RUN steps (BuildKit's sandbox has a network; here: the host's). */
   network?: 'host' | 'none';
   onEvent?: (e: BuildEvent) => void;
@@ -228,8 +232,22 @@ export class Builder {
       cached: 0,
     };
     return withLease(this.#d.root, async () => {
-      for (const index of graph.order) {
-        results.set(index, await this.#buildStage(run, index, results));
+      // Stages whose dependencies are built run together (independent stages build concurrently); a failure waits
+      // for the others to stop before it is reported, so nothing is left mounted.
+      const pending = new Set(graph.order);
+      while (pending.size > 0) {
+        const ready = [...pending].filter((i) =>
+          graph.stages[i]!.dependsOn.every((d) => d.index === i || results.has(d.index) || !pending.has(d.index)),
+        );
+        if (ready.length === 0) throw new StrataError('INTERNAL', 'no stage can be built: the stage graph is cyclic');
+        const settled = await Promise.allSettled(
+          ready.map(async (i) => {
+            results.set(i, await this.#buildStage(run, i, results));
+          }),
+        );
+        const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
+        for (const i of ready) pending.delete(i);
       }
       const final = results.get(graph.target)!.state;
       const config = structuredClone(final.config);
@@ -348,7 +366,7 @@ export class Builder {
         const plan = e.kind === 'COPY' || e.kind === 'ADD' ? await this.#planCopy(run, e, results, ins) : undefined;
         try {
           // What the step's result depends on: its parent's files, the instruction, and the config it runs with.
-          key = cacheKey({
+          const material = {
             parent: state.key,
             instruction: { kind: e.kind, expanded: e },
             args: usedArgs,
@@ -358,8 +376,25 @@ export class Builder {
               e.kind === 'RUN'
                 ? { env: ins.runEnv, user: c.User ?? '', workdir: c.WorkingDir ?? '', shell }
                 : { user: c.User ?? '', workdir: c.WorkingDir ?? '' },
-          });
+          };
+          key = cacheKey(material);
           const hit = run.opts.noCache ? undefined : await this.#cacheHit(key);
+          // Where this step stood last time (same Dockerfile, stage and position): what --explain-cache compares.
+          const place = `${run.opts.dockerfile.path}\0${label}\0${i}`;
+          const now: StepInputs = {
+            key,
+            parent: state.key,
+            first: !evaluated.instructions.slice(0, i).some((x) => fileStepKinds.has(x.expanded.kind)),
+            instruction: cacheKey({ parent: '', instruction: material.instruction }),
+            args: usedArgs,
+            config: cacheKey({ parent: '', instruction: null, config: material.config }),
+            files: plan?.files ?? {},
+          };
+          if (!hit && run.opts.explainCache) {
+            const before = await this.#cache.getInputs(place);
+            run.opts.onEvent?.({ type: 'explain', id, reasons: explainMiss(before, now) });
+          }
+          await this.#cache.putInputs(place, now);
           if (hit) {
             layer = hit.layer;
             run.cached++;
@@ -517,7 +552,7 @@ export class Builder {
             : { base: g.kind === 'url' ? g.url : `heredoc:${g.name}:${g.content}`, entries: [] },
         ),
       );
-      return { groups, checksum: sum, tree, release: view ?? (async () => {}) };
+      return { groups, checksum: sum.checksum, files: sum.files, tree, release: view ?? (async () => {}) };
     } catch (err) {
       await view?.();
       throw err;
@@ -968,6 +1003,41 @@ export class Builder {
   }
 }
 
+const fileStepKinds = new Set(['RUN', 'COPY', 'ADD', 'WORKDIR']);
+
+/** Why a step missed: what differs between its inputs last time at the same place and now. */
+function explainMiss(before: StepInputs | undefined, now: StepInputs): string[] {
+  if (!before) return ['no earlier build of this step (new step, or the first build)'];
+  if (before.key === now.key) return ['its result was removed from the store (image prune) or the cache was pruned'];
+  const reasons: string[] = [];
+  if (before.parent !== now.parent) {
+    reasons.push(now.first ? 'the base image changed' : 'an earlier step changed (its parent layer is different)');
+  }
+  if (before.instruction !== now.instruction) reasons.push('the instruction changed (after expansion)');
+  for (const k of new Set([...Object.keys(before.args), ...Object.keys(now.args)])) {
+    if (before.args[k] !== now.args[k]) {
+      reasons.push(
+        `build argument ${k}: ${JSON.stringify(before.args[k] ?? null)} -> ${JSON.stringify(now.args[k] ?? null)}`,
+      );
+    }
+  }
+  if (before.config !== now.config)
+    reasons.push('the environment, user, working directory or shell it runs with changed');
+  const files: string[] = [];
+  for (const f of new Set([...Object.keys(before.files), ...Object.keys(now.files)])) {
+    const a = before.files[f];
+    const b = now.files[f];
+    if (a === b) continue;
+    files.push(`${a === undefined ? 'added' : b === undefined ? 'removed' : 'changed'}: ${f}`);
+  }
+  if (files.length > 0) {
+    reasons.push(
+      `files it copies: ${files.slice(0, 10).join(', ')}${files.length > 10 ? `, and ${files.length - 10} more` : ''}`,
+    );
+  }
+  return reasons.length > 0 ? reasons : ['an input not recorded changed (platform or cache format)'];
+}
+
 interface RunMounts {
   binds: { source: string; destination: string; readonly: boolean }[];
   tmpfs: { target: string; size: number | undefined }[];
@@ -1025,6 +1095,8 @@ type CopySourcePlan =
 interface CopyPlan {
   groups: CopySourcePlan[];
   checksum: string;
+  /** Per path, a hash of what the step reads there (for --explain-cache). */
+  files: Record<string, string>;
   tree: SourceTree;
   release: () => Promise<void>;
 }

@@ -18,6 +18,20 @@ export interface CacheRecord {
   layer?: BuiltLayer;
 }
 
+/** What a step's key was made of, by the step's place (for `--explain-cache`). */
+export interface StepInputs {
+  key: string;
+  parent: string;
+  /** The stage's first step that changes files (its parent is the base image). */
+  first: boolean;
+  /** Hashes of the expanded instruction and of the config it runs with. */
+  instruction: string;
+  config: string;
+  args: Record<string, string>;
+  /** Per copied path, a hash of its type, mode, size and content. */
+  files: Record<string, string>;
+}
+
 /**
  * A step's cache key: sha256 of the canonical JSON of its parent's key, the expanded instruction, the build
  * arguments it used (name and value) and, for COPY/ADD, the checksum of exactly the files it reads.
@@ -61,6 +75,24 @@ export class BuildCache {
   async put(key: string, record: CacheRecord): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     await writeFileAtomic(this.#path(key), JSON.stringify(record));
+  }
+
+  #inputsPath(place: string): string {
+    return join(this.dir, 'inputs', `${createHash('sha256').update(place).digest('hex')}.json`);
+  }
+
+  /** The inputs recorded the last time a step stood at `place` (Dockerfile, stage, position). */
+  async getInputs(place: string): Promise<StepInputs | undefined> {
+    try {
+      return JSON.parse(await readFile(this.#inputsPath(place), 'utf8')) as StepInputs;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async putInputs(place: string, inputs: StepInputs): Promise<void> {
+    await mkdir(join(this.dir, 'inputs'), { recursive: true });
+    await writeFileAtomic(this.#inputsPath(place), JSON.stringify(inputs));
   }
 
   /** `builder prune`: drop every record; returns how many there were. */

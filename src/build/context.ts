@@ -186,21 +186,27 @@ export async function openContext(dir: string, dockerfileRel?: string): Promise<
  * A checksum of exactly what a COPY reads: for each entry its path (relative to the match), type, mode, size, link
  * target and content hash; owners and mtimes are left out (COPY resets owners; mtimes must not break the cache).
  */
-export async function checksumEntries(groups: { base: string; entries: SourceEntry[] }[]): Promise<string> {
+export async function checksumEntries(
+  groups: { base: string; entries: SourceEntry[] }[],
+): Promise<{ checksum: string; files: Record<string, string> }> {
   const h = createHash('sha256');
+  const files: Record<string, string> = {};
   for (const g of groups) {
     for (const e of g.entries) {
       const st = e.st;
       const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : 'o';
-      h.update(`${g.base}\0${e.rel}\0${type}\0${(st.mode & 0o7777).toString(8)}\0`);
-      if (type === 'l') h.update(`${await readlink(e.abs)}\0`);
+      const one = createHash('sha256');
+      one.update(`${type}\0${(st.mode & 0o7777).toString(8)}\0`);
+      if (type === 'l') one.update(`${await readlink(e.abs)}\0`);
       if (type === 'f') {
         const fh = createHash('sha256');
         await pipeline(createReadStream(e.abs), fh);
-        h.update(`${st.size}\0${fh.digest('hex')}\0`);
+        one.update(`${st.size}\0${fh.digest('hex')}\0`);
       }
-      h.update('\n');
+      const digest = one.digest('hex');
+      files[e.rel === '.' ? g.base : e.rel] = digest;
+      h.update(`${g.base}\0${e.rel}\0${digest}\n`);
     }
   }
-  return `sha256:${h.digest('hex')}`;
+  return { checksum: `sha256:${h.digest('hex')}`, files };
 }

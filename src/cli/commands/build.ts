@@ -48,6 +48,9 @@ function plainProgress(quiet: boolean): (e: BuildEvent) => void {
       case 'warning':
         out(`WARN: ${e.message}`);
         break;
+      case 'explain':
+        for (const r of e.reasons) out(`#${e.id} MISS ${r}`);
+        break;
     }
   };
 }
@@ -122,6 +125,7 @@ export function registerBuildCommands(program: Command): void {
       .option('--build-arg <key=value>', 'set a build argument (repeatable)', collect)
       .option('--target <stage>', 'build this stage and the stages it needs')
       .option('--no-cache', 'run every step, ignoring the build cache')
+      .option('--explain-cache', 'for each step that misses the cache, say which input changed')
       .option('--pull', 'pull base images even when they are in the store')
       .option('--label <key=value>', 'set a label on the image (repeatable)', collect)
       .option('--iidfile <file>', 'write the image ID to this file')
@@ -211,6 +215,7 @@ export function registerBuildCommands(program: Command): void {
             labels: keyValues(opts['label'] as string[] | undefined, '--label', false),
             ...(opts['target'] !== undefined ? { target: opts['target'] as string } : {}),
             noCache: opts['cache'] === false,
+            explainCache: !!opts['explainCache'],
             pull: !!opts['pull'],
             ...(sde !== undefined ? { sourceDateEpoch: Number(sde) } : {}),
             ...(network === 'none' ? { network: 'none' as const } : {}),

@@ -150,8 +150,11 @@ describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-
     assert.equal(ignored.code, 0, ignored.stderr);
     assert.deepEqual(ignored.ran, []);
     await writeFile(join(app, 'sub', 's.txt'), 'changed\n');
-    const b = await build(root, ['-t', 'app:2', app]);
+    const b = await build(root, ['--explain-cache', '-t', 'app:2', app]);
     assert.equal(b.code, 0, b.stderr);
+    // --explain-cache names the input that changed: the file for the COPY, the parent for the steps after it
+    assert.match(b.stderr, /^#\d+ MISS files it copies: changed: sub\/s\.txt$/m);
+    assert.match(b.stderr, /^#\d+ MISS an earlier step changed/m);
     assert.deepEqual(b.cached, [
       'WORKDIR $APP',
       'COPY hello.txt ./',
@@ -173,8 +176,9 @@ describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-
   });
 
   it('a build arg that a step uses keys the cache: changing it re-runs that step', async () => {
-    const b = await build(root, ['--build-arg', 'GREETING=hi', '-t', 'app:hi', app]);
+    const b = await build(root, ['--explain-cache', '--build-arg', 'GREETING=hi', '-t', 'app:hi', app]);
     assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stderr, /MISS build argument GREETING: "hello" -> "hi"/);
     // COPY steps do not depend on the argument; every RUN sees it in its environment
     assert.equal(b.cached.length, 6, b.cached.join(' | '));
     assert.ok(b.ran[0]?.startsWith('RUN echo "$GREETING'), b.ran.join('|'));
@@ -219,6 +223,35 @@ describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /nope/);
     assert.match(bad.stderr, /builder/);
+  });
+
+  it('independent stages build at the same time (each waits for a file the other writes)', async () => {
+    const dir = join(work.path, 'concurrent');
+    await cp(join(fixtures, 'multistage'), dir, { recursive: true });
+    const wait = (me: string, other: string) =>
+      `RUN --mount=type=cache,id=sync-$RUN_ID,target=/sync touch /sync/${me} && for i in $(seq 300); do [ -f /sync/${other} ] && exit 0; sleep 0.1; done; echo "${other} never ran alongside"; exit 1`;
+    await writeFile(
+      join(dir, 'Dockerfile'),
+      [
+        'ARG RUN_ID',
+        'FROM busybox AS a',
+        'ARG RUN_ID',
+        wait('a', 'b'),
+        'RUN echo a > /a',
+        'FROM busybox AS b',
+        'ARG RUN_ID',
+        wait('b', 'a'),
+        'RUN echo b > /b',
+        'FROM busybox',
+        'COPY --from=a /a /a',
+        'COPY --from=b /b /b',
+        '',
+      ].join('\n'),
+    );
+    const b = await build(root, ['--build-arg', `RUN_ID=${Date.now()}`, '-t', 'conc:1', dir]);
+    assert.equal(b.code, 0, b.stderr);
+    const out = await strata(root, ['run', '--rm', 'conc:1', 'cat', '/a', '/b']);
+    assert.equal(out.stdout, 'a\nb\n');
   });
 
   it('the context as a tar on stdin, and the Dockerfile from stdin', async () => {
@@ -292,6 +325,8 @@ describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-
         'RUN --mount=type=tmpfs,target=/scratch echo x > /scratch/x && grep -c tmpfs /proc/mounts > /tmpfs-count',
         'RUN --mount=type=bind,source=sub,target=/ctx cat /ctx/s.txt > /from-bind && ! touch /ctx/new 2> /dev/null',
         'RUN --mount=type=secret,id=token cat /run/secrets/token | wc -c > /secret-len',
+        // (a shell length expansion, not a template placeholder)
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: Dockerfile text
         "RUN --mount=type=secret,id=envtok,env=TOKEN sh -c 'echo ${#TOKEN} > /env-secret-len'",
         '',
       ].join('\n'),
