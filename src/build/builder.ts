@@ -5,7 +5,7 @@ import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { packChanges, packOverlayUpper } from '../archive/index.js';
-import { readFileInRoot, resolveInRoot, writeInitLayer } from '../container/index.js';
+import { processAlive, processStartTime, readFileInRoot, resolveInRoot, writeInitLayer } from '../container/index.js';
 import type { ContentStore } from '../content/index.js';
 import {
   type Dockerfile,
@@ -202,7 +202,46 @@ export class Builder {
     return this.#cache;
   }
 
+  /**
+   * What a killed build left: its step and view overlays (still mounted under tmp/), their init snapshots and
+   * directories, found by the owner recorded in the active snapshot's labels.
+   */
+  async repair(): Promise<void> {
+    const s = this.#d.snapshots;
+    const tmp = join(this.#d.root, 'tmp');
+    const dead = new Set<string>();
+    for (const a of await s.listActive()) {
+      if (a.labels?.['strata.build'] === undefined) continue;
+      const pid = Number(a.labels?.['strata.build.pid'] ?? 0);
+      if (!processAlive(pid, a.labels?.['strata.build.start'])) dead.add(a.key);
+    }
+    for (const name of await readdir(tmp).catch(() => [] as string[])) {
+      if (!/^build-(view-)?[0-9a-f]{16}$/.test(name)) continue;
+      if (!(await ownerAlive(join(tmp, name)))) dead.add(name);
+    }
+    if (dead.size === 0) return;
+    // A RUN of a killed build may still run: its runtime container's bundle is the dead step's directory.
+    this.#runtime ??= OciRuntime.open(this.#d.root);
+    const rt = await this.#runtime.catch(() => undefined);
+    for (const id of (await rt?.ids()) ?? []) {
+      if (!id.startsWith('strata-build-')) continue;
+      const st = await rt!.state(id).catch(() => undefined);
+      if (st && ![...dead].some((k) => st.bundle === join(tmp, k))) continue;
+      await rt!.kill(id, 'SIGKILL', { all: true }).catch(() => {});
+      await rt!.delete(id, { force: true }).catch(() => {});
+    }
+    for (const key of dead) {
+      const dir = join(tmp, key);
+      await s.unmount(join(dir, 'rootfs')).catch(() => {});
+      await s.removeActive(key).catch(() => {});
+      await s.remove(`${key}-init`).catch(() => {});
+      await s.remove(`${key}-init-prep`).catch(() => {});
+      await rm(dir, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
   async build(opts: BuildOptions): Promise<BuildResult> {
+    await this.repair();
     const df = parseDockerfile(opts.dockerfile.text, { file: opts.dockerfile.path });
     for (const w of df.warnings) opts.onEvent?.({ type: 'warning', message: formatWarning(w) });
     const platform = hostPlatform();
@@ -565,12 +604,12 @@ export class Builder {
     const key = `build-view-${randomBytes(8).toString('hex')}`;
     const ids = chainIds(layers.map((l) => l.diffId));
     const dir = join(this.#d.root, 'tmp', key);
-    await mkdir(dir, { recursive: true });
+    await makeOwnedDir(dir);
     if (ids.length === 0) {
       await mkdir(join(dir, 'rootfs'));
       return { rootfs: join(dir, 'rootfs'), release: () => rm(dir, { recursive: true, force: true }) };
     }
-    await this.#d.snapshots.prepareActive(key, ids.at(-1)!, { labels: { 'strata.build': 'view' } });
+    await this.#d.snapshots.prepareActive(key, ids.at(-1)!, { labels: ownerLabels('view') });
     const rootfs = await this.#d.snapshots.mountActive(key, join(dir, 'rootfs'));
     return {
       rootfs,
@@ -610,7 +649,7 @@ export class Builder {
     const ids = chainIds(state.layers.map((l) => l.diffId));
     const key = `build-${randomBytes(8).toString('hex')}`;
     const bundle = join(this.#d.root, 'tmp', key);
-    await mkdir(bundle, { recursive: true });
+    await makeOwnedDir(bundle);
     let parent: string | undefined = ids.at(-1);
     const init = `${key}-init`;
     try {
@@ -621,7 +660,7 @@ export class Builder {
         await s.commit(init, `${init}-prep`);
         parent = init;
       }
-      await s.prepareActive(key, parent, { labels: { 'strata.build': 'step' } });
+      await s.prepareActive(key, parent, { labels: ownerLabels('step') });
       const rootfs = await s.mountActive(key, join(bundle, 'rootfs'));
       try {
         await mutate(rootfs, bundle);
@@ -1001,6 +1040,40 @@ export class Builder {
     const { chown } = await import('node:fs/promises');
     await chown(file, attrs.uid ?? 0, attrs.gid ?? 0);
   }
+}
+
+/** A build's working directory under tmp/, with `owner.json` naming this process (for `Builder.repair`). */
+async function makeOwnedDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const start = processStartTime(process.pid);
+  await writeFile(join(dir, 'owner.json'), JSON.stringify({ pid: process.pid, ...(start ? { start } : {}) }));
+}
+
+/** Whether the process that made a build directory still runs (a directory without an owner file: not yet written, so alive). */
+async function ownerAlive(dir: string): Promise<boolean> {
+  const { readFile } = await import('node:fs/promises');
+  const text = await readFile(join(dir, 'owner.json'), 'utf8').catch(() => undefined);
+  if (text === undefined) {
+    // made but not yet claimed (a moment) or by an older strata: only an old one is taken for dead
+    const st = await stat(dir).catch(() => undefined);
+    return !st || Date.now() - st.mtimeMs < 60_000;
+  }
+  try {
+    const o = JSON.parse(text) as { pid?: number; start?: string };
+    return processAlive(o.pid, o.start);
+  } catch {
+    return false;
+  }
+}
+
+/** Labels that tie a build's overlay to this process, so a later build can tell a killed one's leftovers. */
+function ownerLabels(kind: 'step' | 'view'): Record<string, string> {
+  const start = processStartTime(process.pid);
+  return {
+    'strata.build': kind,
+    'strata.build.pid': String(process.pid),
+    ...(start ? { 'strata.build.start': start } : {}),
+  };
 }
 
 const fileStepKinds = new Set(['RUN', 'COPY', 'ADD', 'WORKDIR']);

@@ -20,6 +20,7 @@ export {
   type RunHooks,
 } from './manager.js';
 export { randomName } from './names.js';
+export { processAlive, processStartTime } from './proc.js';
 export {
   mergeEnv,
   parseCpus,

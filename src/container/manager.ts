@@ -1107,7 +1107,8 @@ export class ContainerManager {
       if (!rt) continue;
       // The runtime's state directories tell which containers it has; it is run only for strays.
       for (const id of await rt.ids()) {
-        if (known.has(id)) continue;
+        // Only container IDs (64 hex): build steps run runtime containers of their own (strata-build-...).
+        if (known.has(id) || !/^[0-9a-f]{64}$/.test(id)) continue;
         await rt.kill(id, 'SIGKILL', { all: true }).catch(() => {});
         await rt.delete(id, { force: true }).catch(() => {});
       }

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { importBusybox, strata } from '../../helpers/cli.js';
-import { repoRoot, tempDir } from '../../helpers/env.js';
+import { cliPath, repoRoot, tempDir } from '../../helpers/env.js';
 import { canRun } from '../container/helpers.js';
 
 const fixtures = join(repoRoot, 'test/fixtures/build');
@@ -374,8 +375,41 @@ describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-
     assert.match(missing.stderr, /secret nope is required/);
   });
 
+  it('a build killed during a RUN: the next build cleans up its container, mount and overlay', async () => {
+    const dir = join(work.path, 'killed');
+    await cp(join(fixtures, 'multistage'), dir, { recursive: true });
+    await writeFile(join(dir, 'Dockerfile'), `FROM busybox\nRUN echo started-${Date.now()}; sleep 60\n`);
+    const child = spawn(process.execPath, [cliPath, 'build', dir], {
+      env: { ...process.env, STRATA_ROOT: root },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    const until = Date.now() + 30_000;
+    // the RUN's own output line (`#2 0.093 started-...`), not the step's header
+    const running = /^#\d+ [\d.]+ started-/m;
+    while (!running.test(err) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    assert.match(err, running);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('close', r));
+    const mountsUnderRoot = () =>
+      readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .filter((l) => l.split(' ')[4]?.startsWith(root));
+    assert.ok(mountsUnderRoot().length > 0, 'the killed build left its overlay mounted');
+    await writeFile(join(dir, 'Dockerfile'), 'FROM busybox\nRUN true\n');
+    const next = await build(root, [dir]);
+    assert.equal(next.code, 0, next.stderr);
+    assert.deepEqual(mountsUnderRoot(), []);
+    assert.deepEqual(
+      readdirSync(join(root, 'runtime', 'runc')).filter((n) => n.startsWith('strata-build-')),
+      [],
+    );
+  });
+
   it('leaves no mount, active snapshot or temporary directory behind', async () => {
-    const { readdirSync, readFileSync } = await import('node:fs');
     const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
       .split('\n')
       .filter((l) => l.split(' ')[4]?.startsWith(root));
