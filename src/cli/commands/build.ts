@@ -110,6 +110,94 @@ async function readSecrets(specs: string[]): Promise<Record<string, Buffer>> {
   return out;
 }
 
+interface TtyStep {
+  title: string;
+  state: 'running' | 'cached' | 'done';
+  started: number;
+  seconds: number;
+  lines: string[];
+}
+
+/**
+ * BuildKit's terminal view: a block redrawn in place (at most ten times a second) with the elapsed time, one line per
+ * step (`=> CACHED [stage 2/5] COPY ...  0.0s`) and the last lines of output under each running step.
+ */
+function ttyProgress(out: NodeJS.WriteStream): { onEvent: (e: BuildEvent) => void; close: () => void } {
+  const t0 = performance.now();
+  const steps = new Map<number, TtyStep>();
+  const warnings: string[] = [];
+  let drawn = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const width = () => Math.max(40, (out.columns ?? 100) - 1);
+  const fit = (s: string) => (s.length > width() ? `${s.slice(0, width() - 1)}…` : s);
+  const draw = (final: boolean) => {
+    const all = [...steps.values()];
+    const done = all.filter((x) => x.state !== 'running').length;
+    const lines = [
+      `[+] Building ${((performance.now() - t0) / 1000).toFixed(1)}s (${done}/${all.length})${final ? ' FINISHED' : ''}`,
+    ];
+    for (const st of all) {
+      const secs = st.state === 'running' ? (performance.now() - st.started) / 1000 : st.seconds;
+      const head = ` => ${st.state === 'cached' ? 'CACHED ' : ''}${st.title}`;
+      const time = `${secs.toFixed(1)}s`;
+      const room = width() - time.length - 1;
+      const shown = head.length > room ? `${head.slice(0, room - 1)}…` : head;
+      lines.push(`${shown.padEnd(room)} ${time}`);
+      if (st.state === 'running' && !final) for (const l of st.lines.slice(-6)) lines.push(fit(` => => # ${l}`));
+    }
+    for (const w of warnings) lines.push(fit(` WARN: ${w}`));
+    out.write(`${drawn > 0 ? `\x1b[${drawn}F` : ''}${lines.map((l) => `${l}\x1b[K`).join('\n')}\n\x1b[J`);
+    drawn = lines.length;
+  };
+  const schedule = () => {
+    timer ??= setTimeout(() => {
+      timer = undefined;
+      draw(false);
+    }, 100);
+  };
+  return {
+    onEvent: (e) => {
+      switch (e.type) {
+        case 'step':
+          steps.set(e.id, {
+            title: `[${e.stage} ${e.index}/${e.total}] ${e.text}`,
+            state: 'running',
+            started: performance.now(),
+            seconds: 0,
+            lines: [],
+          });
+          break;
+        case 'cached':
+          steps.get(e.id)!.state = 'cached';
+          break;
+        case 'output':
+          steps.get(e.id)?.lines.push(e.line);
+          break;
+        case 'done': {
+          const st = steps.get(e.id);
+          if (st) {
+            if (st.state === 'running') st.state = 'done';
+            st.seconds = e.seconds;
+          }
+          break;
+        }
+        case 'warning':
+          warnings.push(e.message);
+          break;
+        case 'explain':
+          for (const r of e.reasons) steps.get(e.id)?.lines.push(`MISS ${r}`);
+          break;
+      }
+      schedule();
+    },
+    close: () => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      draw(true);
+    },
+  };
+}
+
 async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
@@ -129,7 +217,7 @@ export function registerBuildCommands(program: Command): void {
       .option('--pull', 'pull base images even when they are in the store')
       .option('--label <key=value>', 'set a label on the image (repeatable)', collect)
       .option('--iidfile <file>', 'write the image ID to this file')
-      .option('--progress <mode>', 'auto, plain or tty (strata prints plain lines)', 'auto')
+      .option('--progress <mode>', 'auto (tty on a terminal, else plain), plain, tty or quiet', 'auto')
       .option('--platform <os/arch>', 'target platform (only the host platform is supported)')
       .option('--network <mode>', 'network for RUN steps: host (default) or none')
       .option('-q, --quiet', 'print only the image ID')
@@ -207,21 +295,36 @@ export function registerBuildCommands(program: Command): void {
             throw new StrataError('INVALID_ARGUMENT', `SOURCE_DATE_EPOCH="${sde}" is not a number of seconds`);
           }
           const quiet = !!opts['quiet'];
-          const res = await strata.build({
-            context,
-            dockerfile: { text: dockerfileText, path: dockerfilePath },
-            tags: (opts['tag'] as string[] | undefined) ?? [],
-            buildArgs: keyValues(opts['buildArg'] as string[] | undefined, '--build-arg', true),
-            labels: keyValues(opts['label'] as string[] | undefined, '--label', false),
-            ...(opts['target'] !== undefined ? { target: opts['target'] as string } : {}),
-            noCache: opts['cache'] === false,
-            explainCache: !!opts['explainCache'],
-            pull: !!opts['pull'],
-            ...(sde !== undefined ? { sourceDateEpoch: Number(sde) } : {}),
-            ...(network === 'none' ? { network: 'none' as const } : {}),
-            secrets,
-            onEvent: plainProgress(quiet),
-          });
+          const mode = opts['progress'] as string;
+          if (!['auto', 'plain', 'tty', 'quiet'].includes(mode)) {
+            throw new StrataError('INVALID_ARGUMENT', `invalid --progress "${mode}"`, {
+              hint: 'use auto, plain, tty or quiet',
+            });
+          }
+          const tty = !quiet && mode !== 'quiet' && (mode === 'tty' || (mode === 'auto' && process.stderr.isTTY));
+          const progress = tty
+            ? ttyProgress(process.stderr)
+            : { onEvent: plainProgress(quiet || mode === 'quiet'), close: () => {} };
+          let res: Awaited<ReturnType<typeof strata.build>>;
+          try {
+            res = await strata.build({
+              context,
+              dockerfile: { text: dockerfileText, path: dockerfilePath },
+              tags: (opts['tag'] as string[] | undefined) ?? [],
+              buildArgs: keyValues(opts['buildArg'] as string[] | undefined, '--build-arg', true),
+              labels: keyValues(opts['label'] as string[] | undefined, '--label', false),
+              ...(opts['target'] !== undefined ? { target: opts['target'] as string } : {}),
+              noCache: opts['cache'] === false,
+              explainCache: !!opts['explainCache'],
+              pull: !!opts['pull'],
+              ...(sde !== undefined ? { sourceDateEpoch: Number(sde) } : {}),
+              ...(network === 'none' ? { network: 'none' as const } : {}),
+              secrets,
+              onEvent: progress.onEvent,
+            });
+          } finally {
+            progress.close();
+          }
           if (!quiet) {
             process.stderr.write(`writing image ${res.id} done\n`);
             for (const t of res.tags) process.stderr.write(`naming to ${t} done\n`);

@@ -176,6 +176,17 @@ describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-
     );
   });
 
+  it('--progress tty draws the live view (a terminal is not needed to ask for it); a bad mode is refused', async () => {
+    const r = await strata(root, ['build', '--progress', 'tty', '-t', 'app:1', app]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /\[\+\] Building [\d.]+s \(\d+\/\d+\) FINISHED/);
+    assert.match(r.stderr, / => CACHED \[base \d+\/22\] COPY hello\.txt \.\/ +0\.0s/);
+    assert.match(r.stderr, /\x1b\[K/);
+    const bad = await strata(root, ['build', '--progress', 'fancy', app]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /invalid --progress "fancy"/);
+  });
+
   it('a build arg that a step uses keys the cache: changing it re-runs that step', async () => {
     const b = await build(root, ['--explain-cache', '--build-arg', 'GREETING=hi', '-t', 'app:hi', app]);
     assert.equal(b.code, 0, b.stderr);
