@@ -78,6 +78,6 @@ pulled run --rm "$reg/demo/hello:2"
 pulled fsck
 echo "== skopeo reads what strata pushed"
 skopeo inspect --tls-verify=false "docker://$reg/demo/hello:2" | grep -E '"(Digest|Name)"'
-curl -s "$url/v2/demo/hello/tags/list"; echo
+skopeo list-tags --tls-verify=false "docker://$reg/demo/hello"
 kill -TERM "$regpid"; wait "$regpid" || true; regpid=
 echo "demo: ok (hello:1 $(strata inspect --format '{{.Id}}' hello:1), hello:2 $(strata inspect --format '{{.Id}}' hello:2))"
