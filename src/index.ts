@@ -119,6 +119,15 @@ export function registryServer(): Promise<typeof import('./registry/index.js')> 
   return import('./registry/index.js');
 }
 
+/** The CLI script next to this module (tsc's output), else the running script (the bundled CLI). */
+function defaultCliScript(): string {
+  try {
+    return fileURLToPath(new URL('./cli/main.js', import.meta.url));
+  } catch {
+    return process.argv[1] ?? 'strata';
+  }
+}
+
 /** Where strata keeps its state: $STRATA_ROOT, else /var/lib/strata for root, else $XDG_DATA_HOME/strata. */
 export function defaultRoot(): string {
   if (process.env['STRATA_ROOT']) return resolve(process.env['STRATA_ROOT']);
@@ -219,14 +228,7 @@ export class Strata {
       names: this.names,
       resolveImage: (ref) => this.resolve(ref),
       // A detached container's monitor is the CLI's hidden `container monitor ID` command.
-      monitorCommand: monitorCommand ?? [
-        process.execPath,
-        fileURLToPath(new URL('./cli/main.js', import.meta.url)),
-        '--root',
-        root,
-        'container',
-        'monitor',
-      ],
+      monitorCommand: monitorCommand ?? [process.execPath, defaultCliScript(), '--root', root, 'container', 'monitor'],
     });
   }
 

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, readdir, readFile, rm, rmdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -867,7 +867,6 @@ export class Builder {
     const hosts = join(etc, 'hosts');
     const resolv = join(etc, 'resolv.conf');
     const hostname = join(etc, 'hostname');
-    const { readFile } = await import('node:fs/promises');
     await writeFile(hosts, '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
     await writeFile(resolv, (await readFile('/etc/resolv.conf', 'utf8').catch(() => '')) || 'nameserver 127.0.0.1\n');
     await writeFile(hostname, 'buildkitsandbox\n');
@@ -988,7 +987,6 @@ export class Builder {
         const target = join(destDir, name ?? g.name);
         await rm(target, { recursive: true, force: true });
         await writeFile(target, g.content, { mode: attrs.mode ?? 0o644 });
-        const { chown, utimes } = await import('node:fs/promises');
         await chown(target, attrs.uid ?? 0, attrs.gid ?? 0);
         await utimes(target, run.epoch, run.epoch);
         continue;
@@ -1025,7 +1023,6 @@ export class Builder {
       throw new StrataError('UNAVAILABLE', `ADD ${url}: HTTP ${res.status}`, { hint: 'check the URL' });
     }
     const file = join(destDir, name ?? (posix.basename(new URL(url).pathname) || 'download'));
-    const { createHash } = await import('node:crypto');
     const h = createHash('sha256');
     const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
     body.on('data', (d: Buffer) => h.update(d));
@@ -1037,7 +1034,6 @@ export class Builder {
         hint: 'the file changed at its source, or --checksum is wrong',
       });
     }
-    const { chown } = await import('node:fs/promises');
     await chown(file, attrs.uid ?? 0, attrs.gid ?? 0);
   }
 }
@@ -1051,7 +1047,6 @@ async function makeOwnedDir(dir: string): Promise<void> {
 
 /** Whether the process that made a build directory still runs (a directory without an owner file: not yet written, so alive). */
 async function ownerAlive(dir: string): Promise<boolean> {
-  const { readFile } = await import('node:fs/promises');
   const text = await readFile(join(dir, 'owner.json'), 'utf8').catch(() => undefined);
   if (text === undefined) {
     // made but not yet claimed (a moment) or by an older strata: only an old one is taken for dead
@@ -1141,12 +1136,11 @@ async function stubOf(rootfs: string, target: string): Promise<Stub> {
  */
 async function removeStub(rootfs: string, stub: Stub): Promise<void> {
   if (!stub.firstMissing) return;
-  const { rmdir, unlink, lstat: lst } = await import('node:fs/promises');
   let path = stub.target;
   for (;;) {
     const host = await resolveInRoot(rootfs, path);
     if (host?.startsWith(`${rootfs}/`)) {
-      const st = await lst(host).catch(() => undefined);
+      const st = await lstat(host).catch(() => undefined);
       if (st?.isDirectory()) await rmdir(host).catch(() => {});
       else if (st?.isFile() && st.size === 0) await unlink(host).catch(() => {});
     }
@@ -1156,7 +1150,6 @@ async function removeStub(rootfs: string, stub: Stub): Promise<void> {
 }
 
 async function chownPath(path: string, uid: number, gid: number): Promise<void> {
-  const { chown } = await import('node:fs/promises');
   await chown(path, uid, gid);
 }
 

@@ -38,4 +38,5 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
-await main();
+// Not a top-level await: the CLI is also bundled as CommonJS (see scripts/bundle.mjs).
+void main();
