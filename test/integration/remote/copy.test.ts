@@ -373,6 +373,7 @@ describe('strata copy', () => {
     } finally {
       await proxy.close();
       await dst.stop();
+      await dwork.cleanup();
     }
   });
 });
