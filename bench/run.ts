@@ -2,6 +2,7 @@
 // `run(): Promise<string>`; add new ones to the list below.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { run as build } from './build.js';
 import { run as containers } from './containers.js';
 import { run as layers } from './layers.js';
 import { run as registry } from './registry.js';
@@ -12,6 +13,7 @@ const benches: Array<[string, () => Promise<string>]> = [
   ['registry', registry],
   ['remote', remote],
   ['containers', containers],
+  ['build', build],
 ];
 
 const wanted = process.argv.slice(2);
