@@ -42,7 +42,7 @@ import {
 import { DEFAULT_PATH, OciRuntime, readHostLimits, resolveUser, runtimeSpecFromImage } from '../runtime/index.js';
 import type { Snapshotter } from '../snapshot/index.js';
 import { type BuiltLayer, BuildCache, type CacheRecord, cacheKey, type StepInputs } from './cache.js';
-import { checksumEntries, openContext, type SourceEntry, SourceTree } from './context.js';
+import { checksumEntries, FileHashCache, openContext, type SourceEntry, SourceTree } from './context.js';
 import { type CopyAttributes, copyInto, extractArchive, isTarArchive, mkdirInRoot } from './fs-ops.js';
 
 /** What the build reports as it goes (the CLI renders it BuildKit's way). */
@@ -255,11 +255,14 @@ export class Builder {
       globalArgs,
     });
     const context = await openContext(opts.context, opts.dockerfile.path);
+    const hashes = new FileHashCache(this.#cache.dir);
+    await hashes.load();
     const epoch = opts.sourceDateEpoch ?? 0;
     const results = new Map<number, { state: State; stage: EvaluatedStage }>();
     const run: RunContext = {
       df,
       results,
+      hashes,
       opts,
       globalArgs,
       graph,
@@ -302,6 +305,7 @@ export class Builder {
         'oci',
       );
       const made = await openImage(this.#d.content, descriptor);
+      await hashes.save().catch(() => {});
       return { descriptor, id: made.id, ran: run.ran, cached: run.cached };
     });
   }
@@ -590,6 +594,8 @@ export class Builder {
             ? { base: g.entry.rel, entries: [g.entry, ...g.below] }
             : { base: g.kind === 'url' ? g.url : `heredoc:${g.name}:${g.content}`, entries: [] },
         ),
+        // remembered hashes only for the context: a stage's view is a fresh overlay mount each time
+        tree === run.context ? run.hashes : undefined,
       );
       return { groups, checksum: sum.checksum, files: sum.files, tree, release: view ?? (async () => {}) };
     } catch (err) {
@@ -1169,6 +1175,7 @@ interface CopyPlan {
 
 interface RunContext {
   df: Dockerfile;
+  hashes: FileHashCache;
   results: Map<number, { state: State; stage: EvaluatedStage }>;
   opts: BuildOptions;
   globalArgs: GlobalArgs;

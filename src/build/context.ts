@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
-import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { lstat, mkdir, readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { dirname, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { resolveInRoot } from '../container/index.js';
 import { type IgnoreMatcher, ignoreFileCandidates, parseDockerignore, readDockerignore } from '../dockerfile/index.js';
 import { errnoCode, StrataError } from '../errors/index.js';
+import { writeFileAtomic } from '../util/index.js';
 
 /** A file system object a COPY selected: its path relative to the source root and its lstat. */
 export interface SourceEntry {
@@ -188,6 +189,7 @@ export async function openContext(dir: string, dockerfileRel?: string): Promise<
  */
 export async function checksumEntries(
   groups: { base: string; entries: SourceEntry[] }[],
+  hashes?: FileHashCache,
 ): Promise<{ checksum: string; files: Record<string, string> }> {
   const h = createHash('sha256');
   const files: Record<string, string> = {};
@@ -198,15 +200,57 @@ export async function checksumEntries(
       const one = createHash('sha256');
       one.update(`${type}\0${(st.mode & 0o7777).toString(8)}\0`);
       if (type === 'l') one.update(`${await readlink(e.abs)}\0`);
-      if (type === 'f') {
-        const fh = createHash('sha256');
-        await pipeline(createReadStream(e.abs), fh);
-        one.update(`${st.size}\0${fh.digest('hex')}\0`);
-      }
+      if (type === 'f') one.update(`${st.size}\0${(await hashes?.hash(e.abs, st)) ?? (await sha256File(e.abs))}\0`);
       const digest = one.digest('hex');
       files[e.rel === '.' ? g.base : e.rel] = digest;
       h.update(`${g.base}\0${e.rel}\0${digest}\n`);
     }
   }
   return { checksum: `sha256:${h.digest('hex')}`, files };
+}
+
+async function sha256File(path: string): Promise<string> {
+  const fh = createHash('sha256');
+  await pipeline(createReadStream(path), fh);
+  return fh.digest('hex');
+}
+
+/**
+ * Content hashes of context files remembered across builds by device, inode, size, mtime and ctime (any write or
+ * metadata change moves ctime), so a rebuild reads only what changed, as BuildKit's content-hash cache does. Kept in
+ * `buildcache/filehashes.json`; only the entries the last build used are kept.
+ */
+export class FileHashCache {
+  readonly #file: string;
+  #old = new Map<string, string>();
+  readonly #used = new Map<string, string>();
+
+  constructor(buildcacheDir: string) {
+    this.#file = join(buildcacheDir, 'filehashes.json');
+  }
+
+  async load(): Promise<void> {
+    try {
+      this.#old = new Map(Object.entries(JSON.parse(await readFile(this.#file, 'utf8')) as Record<string, string>));
+    } catch {
+      this.#old = new Map();
+    }
+  }
+
+  async hash(path: string, st: Stats): Promise<string> {
+    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    const known = this.#used.get(key) ?? this.#old.get(key);
+    if (known) {
+      this.#used.set(key, known);
+      return known;
+    }
+    const h = await sha256File(path);
+    this.#used.set(key, h);
+    return h;
+  }
+
+  async save(): Promise<void> {
+    await mkdir(dirname(this.#file), { recursive: true });
+    await writeFileAtomic(this.#file, JSON.stringify(Object.fromEntries(this.#used)));
+  }
 }
