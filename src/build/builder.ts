@@ -406,14 +406,21 @@ export class Builder {
           text,
         });
         const started = performance.now();
-        const plan = e.kind === 'COPY' || e.kind === 'ADD' ? await this.#planCopy(run, e, results, ins) : undefined;
+        // COPY --from is keyed by what it copies from (a stage's key, an image's digest): the same key means the same
+        // files, so a hit needs no look at them. Other COPY/ADD are keyed by a checksum of the files they read.
+        const fromKey =
+          e.kind === 'COPY' && e.from !== undefined ? await this.#sourceKey(run, e.from, results) : undefined;
+        let plan =
+          (e.kind === 'COPY' || e.kind === 'ADD') && fromKey === undefined
+            ? await this.#planCopy(run, e, results, ins)
+            : undefined;
         try {
           // What the step's result depends on: its parent's files, the instruction, and the config it runs with.
           const material = {
             parent: state.key,
             instruction: { kind: e.kind, expanded: e },
             args: usedArgs,
-            ...(plan ? { sources: plan.checksum } : {}),
+            ...(plan ? { sources: plan.checksum } : fromKey ? { sources: `from:${fromKey}` } : {}),
             platform: `${run.platform.os}/${run.platform.architecture}`,
             config:
               e.kind === 'RUN'
@@ -432,6 +439,7 @@ export class Builder {
             args: usedArgs,
             config: cacheKey({ parent: '', instruction: null, config: material.config }),
             files: plan?.files ?? {},
+            ...(fromKey ? { from: fromKey } : {}),
           };
           if (!hit && run.opts.explainCache) {
             const before = await this.#cache.getInputs(place);
@@ -448,7 +456,9 @@ export class Builder {
                 this.#run(run, id, state.config, rootfs, bundle, e, ins, shell, ins.instruction.location.startLine),
               );
             } else if (e.kind === 'COPY' || e.kind === 'ADD') {
-              layer = await this.#fileStep(run, state, false, (rootfs) => this.#copy(run, rootfs, state, e, plan!));
+              plan ??= await this.#planCopy(run, e, results, ins);
+              const p = plan;
+              layer = await this.#fileStep(run, state, false, (rootfs) => this.#copy(run, rootfs, state, e, p));
             } else {
               layer = await this.#fileStep(run, state, false, async (rootfs) => {
                 await mkdirInRoot(rootfs, workdir!, await userIn(rootfs, c.User));
@@ -537,6 +547,18 @@ export class Builder {
     if (!rec) return undefined;
     if (rec.layer && !(await this.#d.content.has(rec.layer.digest))) return undefined;
     return rec;
+  }
+
+  /** What `COPY --from=<value>` copies from, as a key: the stage's cache key, the image's digest, or scratch. */
+  async #sourceKey(run: RunContext, from: string, results: Map<number, { state: State }>): Promise<string> {
+    const src = resolveStageReference(run.df, from, 'copy');
+    if (src.kind === 'scratch') return 'scratch';
+    if (src.kind === 'stage') {
+      const r = results.get(src.index);
+      if (!r) throw new StrataError('INTERNAL', `stage ${from} was not built before it is copied from`);
+      return `stage:${r.state.key}`;
+    }
+    return `image:${(await this.#d.baseImage(src.reference, { pull: !!run.opts.pull })).digest}`;
   }
 
   /** The files a COPY/ADD reads, resolved now so their checksum can key the cache. */
@@ -1088,6 +1110,7 @@ function explainMiss(before: StepInputs | undefined, now: StepInputs): string[] 
     reasons.push(now.first ? 'the base image changed' : 'an earlier step changed (its parent layer is different)');
   }
   if (before.instruction !== now.instruction) reasons.push('the instruction changed (after expansion)');
+  if (before.from !== now.from) reasons.push('the stage or image it copies from changed');
   for (const k of new Set([...Object.keys(before.args), ...Object.keys(now.args)])) {
     if (before.args[k] !== now.args[k]) {
       reasons.push(

@@ -30,6 +30,8 @@ export interface StepInputs {
   args: Record<string, string>;
   /** Per copied path, a hash of its type, mode, size and content. */
   files: Record<string, string>;
+  /** COPY --from: the key of the stage or image it copies from. */
+  from?: string;
 }
 
 /**
