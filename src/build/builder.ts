@@ -319,13 +319,7 @@ export class Builder {
     }
     const image = await this.#d.baseImage(source.reference, { pull: !!run.opts.pull });
     const config = structuredClone(image.config);
-    const layers = image.layers.map((l) => ({
-      digest: l.digest,
-      size: l.size,
-      mediaType: l.mediaType,
-      diffId: l.diffId,
-    }));
-    return { config, layers, key: image.digest as string };
+    return { config, layers: builtLayers(image), key: image.digest as string };
   }
 
   async #buildStage(
@@ -582,7 +576,7 @@ export class Builder {
         layers = [];
       } else {
         const img = await this.#d.baseImage(src.reference, { pull: !!run.opts.pull });
-        layers = img.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: l.diffId }));
+        layers = builtLayers(img);
       }
       // The source's files (their checksum) key the step, so the source's own key need not.
       const mounted = await this.#view(run, layers);
@@ -824,12 +818,7 @@ export class Builder {
               ? (run.results.get(src.index)?.state.layers ?? [])
               : src.kind === 'scratch'
                 ? []
-                : (await this.#d.baseImage(src.reference, { pull: !!run.opts.pull })).layers.map((l) => ({
-                    digest: l.digest,
-                    size: l.size,
-                    mediaType: l.mediaType,
-                    diffId: l.diffId,
-                  }));
+                : builtLayers(await this.#d.baseImage(src.reference, { pull: !!run.opts.pull }));
           const view = await this.#view(run, layers);
           releases.push(view.release);
           tree = view.rootfs;
@@ -1064,6 +1053,11 @@ export class Builder {
     }
     await chown(file, attrs.uid ?? 0, attrs.gid ?? 0);
   }
+}
+
+/** An image's layers as the build keeps them. */
+function builtLayers(image: Image): BuiltLayer[] {
+  return image.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: l.diffId }));
 }
 
 /** A build's working directory under tmp/, with `owner.json` naming this process (for `Builder.repair`). */
