@@ -155,17 +155,19 @@ class Slicer {
 
   /** Skip `n` bytes into the hash without handing them out (rebuilding the hash state after a resume). */
   async skip(n: number): Promise<void> {
-    let need = n;
-    while (need > 0) {
-      let buf = await this.#next();
-      if (buf.length > need) {
-        this.#left = buf.subarray(need);
-        buf = buf.subarray(0, need);
-      }
-      this.hash.update(buf);
-      this.offset += buf.length;
-      need -= buf.length;
+    for (let need = n; need > 0; ) need -= (await this.#read(need)).length;
+  }
+
+  /** Up to `max` bytes from the source, hashed and counted (what is left over is kept for the next read). */
+  async #read(max: number): Promise<Buffer> {
+    let buf = await this.#next();
+    if (buf.length > max) {
+      this.#left = buf.subarray(max);
+      buf = buf.subarray(0, max);
     }
+    this.hash.update(buf);
+    this.offset += buf.length;
+    return buf;
   }
 
   /** The next `n` bytes as a stream (the request body of one chunk); `onBytes` hears each piece handed out. */
@@ -175,13 +177,7 @@ class Slicer {
       let need = n;
       if (need === 0 && self.offset === self.desc.size) self.#check();
       while (need > 0) {
-        let buf = await self.#next();
-        if (buf.length > need) {
-          self.#left = buf.subarray(need);
-          buf = buf.subarray(0, need);
-        }
-        self.hash.update(buf);
-        self.offset += buf.length;
+        const buf = await self.#read(need);
         need -= buf.length;
         if (self.offset === self.desc.size) self.#check();
         onBytes(buf.length);
