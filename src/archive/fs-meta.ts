@@ -1,7 +1,14 @@
 // Filesystem metadata Node does not cover: extended attributes (via @napi-rs/xattr, a prebuilt N-API addon) and
 // device nodes (Node has no mknod, so /usr/bin/mknod is spawned).
 import { execFile } from 'node:child_process';
-import { getAttribute, getAttributeSync, listAttributes, listAttributesSync, setAttributeSync } from '@napi-rs/xattr';
+import {
+  getAttribute,
+  getAttributeSync,
+  listAttributes,
+  listAttributesSync,
+  removeAttributeSync,
+  setAttributeSync,
+} from '@napi-rs/xattr';
 import { errnoCode, StrataError } from '../errors/index.js';
 
 /** overlayfs keeps its own state in trusted.overlay.* (opaque, redirect, origin...); it never belongs in a layer. */
@@ -75,6 +82,24 @@ export function getXattrSync(path: string, name: string): Buffer | undefined {
     const e = osErrno(err);
     if (e === ENODATA || e === EOPNOTSUPP || e === ENOENT) return undefined;
     throw fsError(`read extended attribute ${name} of`, path, err);
+  }
+}
+
+/** Every xattr name of a file or directory, overlay's included; none where the file system has no xattrs. */
+export function listXattrsSync(path: string): string[] {
+  try {
+    return listAttributesSync(path);
+  } catch (err) {
+    if (osErrno(err) === EOPNOTSUPP) return [];
+    throw fsError('list extended attributes of', path, err);
+  }
+}
+
+export function removeXattrSync(path: string, name: string): void {
+  try {
+    removeAttributeSync(path, name);
+  } catch (err) {
+    if (osErrno(err) !== ENODATA) throw fsError(`remove extended attribute ${name} of`, path, err);
   }
 }
 

@@ -14,7 +14,7 @@ export { type ApplyOptions, type ApplyResult, applyLayer } from './apply.js';
 export { decompressStream } from './decompress.js';
 export { createParallelGzip, type ParallelGzipOptions } from './gzip.js';
 export { type Compression, layerMediaType } from './media-type.js';
-export { changesFromOverlayUpper } from './overlay.js';
+export { changesFromOverlayUpper, settleUpperAsLayer } from './overlay.js';
 export {
   type Change,
   type ChangeKind,

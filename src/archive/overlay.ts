@@ -1,8 +1,8 @@
 import type { BigIntStats } from 'node:fs';
-import { lstatSync, readdirSync } from 'node:fs';
+import { lstatSync, lutimesSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode, StrataError } from '../errors/index.js';
-import { getXattrSync } from './fs-meta.js';
+import { getXattrSync, isOverlayXattr, listXattrsSync, removeXattrSync } from './fs-meta.js';
 import { type Change, type ChangeKind, OVERLAY_OPAQUE_XATTR } from './pack.js';
 import { sortByPathBytes } from './paths.js';
 
@@ -137,4 +137,39 @@ export async function changesFromOverlayUpper(upperDir: string, lowerDirs: strin
     [...kinds].map(([path, kind]) => ({ kind, path: `/${path}` })),
     (c) => c.path,
   );
+}
+
+/**
+ * Make an overlayfs upper directory hold exactly what unpacking `packOverlayUpper(upperDir, { sourceDateEpoch })`
+ * would write, so it can become the layer's snapshot as it is instead of being packed and unpacked again: mtimes
+ * and atimes set to the packed mtime (whole seconds, clamped to the epoch), sockets removed (layers leave them
+ * out), and overlay's bookkeeping xattrs (origin, impure...) removed; whiteouts and opaque markers stay, being how
+ * a snapshot records deletions. Children are settled before their directory, whose mtime a removal would change.
+ */
+export function settleUpperAsLayer(upperDir: string, sourceDateEpoch: number | undefined): void {
+  const settle = (abs: string, st: BigIntStats): void => {
+    if (!st.isSymbolicLink() && !isOverlayWhiteout(st)) {
+      // The xattr addon follows symlinks, so links keep theirs; overlay never reads them on a lower layer.
+      for (const name of listXattrsSync(abs)) {
+        if (isOverlayXattr(name) && name !== OVERLAY_OPAQUE_XATTR) removeXattrSync(abs, name);
+      }
+    }
+    let seconds = st.mtimeNs / 1_000_000_000n;
+    if (st.mtimeNs < 0n && st.mtimeNs % 1_000_000_000n !== 0n) seconds -= 1n;
+    if (sourceDateEpoch !== undefined && seconds > BigInt(sourceDateEpoch)) seconds = BigInt(sourceDateEpoch);
+    const ns = seconds * 1_000_000_000n;
+    if (st.mtimeNs !== ns || st.atimeNs !== ns) lutimesSync(abs, Number(seconds), Number(seconds));
+  };
+  const visit = (dir: string): void => {
+    for (const d of readdirSync(dir, { withFileTypes: true })) {
+      const abs = join(dir, d.name);
+      if (d.isSocket()) {
+        unlinkSync(abs);
+        continue;
+      }
+      if (d.isDirectory()) visit(abs);
+      settle(abs, lstatSync(abs, { bigint: true }));
+    }
+  };
+  visit(upperDir);
 }

@@ -4,7 +4,7 @@ import { chown, lstat, mkdir, readdir, readFile, rm, rmdir, stat, unlink, utimes
 import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { packChanges, packOverlayUpper } from '../archive/index.js';
+import { packChanges, packOverlayUpper, settleUpperAsLayer } from '../archive/index.js';
 import { processAlive, processStartTime, readFileInRoot, resolveInRoot, writeInitLayer } from '../container/index.js';
 import type { ContentStore } from '../content/index.js';
 import {
@@ -658,7 +658,8 @@ export class Builder {
   /**
    * A step that changes files: an overlay over the stage's layers (with an init layer of mount points under it for
    * RUN, so they never reach the layer), `mutate` on the mounted root, then the upper directory as the new layer;
-   * undefined when nothing changed (an empty layer, as BuildKit omits).
+   * undefined when nothing changed (an empty layer, as BuildKit omits). The upper is packed into the layer blob and
+   * then, renamed, becomes the layer's snapshot: the next step mounts it without unpacking what was just packed.
    */
   async #fileStep(
     run: RunContext,
@@ -694,20 +695,37 @@ export class Builder {
       let packed: ReturnType<typeof packOverlayUpper>;
       if (src.kind === 'overlay-upper') {
         if ((await readdir(src.upperDir)).length === 0) return undefined;
+        // The upper becomes the new layer's snapshot as it is (no unpacking of what was just packed): first it is
+        // made to hold exactly what the packed layer holds.
+        settleUpperAsLayer(src.upperDir, run.epoch);
         packed = packOverlayUpper(src.upperDir, packOpts);
       } else {
         if (src.changes.length === 0) return undefined;
         packed = packChanges(src.root, src.changes, packOpts);
       }
       const ingested = await this.#d.content.ingest(packed.stream, { what: 'build step layer' }, run.opts.signal);
+      let layer: BuiltLayer;
+      let uncompressed: number;
       try {
         const info = await packed.info;
         await ingested.commit();
-        return { digest: ingested.digest, size: ingested.size, mediaType: MediaType.OciLayerGzip, diffId: info.diffId };
+        layer = {
+          digest: ingested.digest,
+          size: ingested.size,
+          mediaType: MediaType.OciLayerGzip,
+          diffId: info.diffId,
+        };
+        uncompressed = info.uncompressedSize;
       } catch (err) {
         await ingested.abort();
         throw err;
       }
+      if (src.kind === 'overlay-upper') {
+        const name = chainIds([...state.layers.map((l) => l.diffId), layer.diffId]).at(-1)!;
+        const opts = { size: uncompressed, ...(ids.length > 0 ? { parent: ids.at(-1)! } : {}) };
+        await s.commitUpper(key, name, opts);
+      }
+      return layer;
     } finally {
       await s.removeActive(key).catch(() => {});
       if (withInit) {

@@ -244,11 +244,8 @@ async function dockerCandidates(
       layerDescs.push({ digest: f.digest, size: f.size, mediaType: layerMediaType('oci', gz ? 'gzip' : 'none') });
       layers.push({ diffId, open: async () => createReadStream(f.path), what: `layer ${j} ("${name}")` });
     }
-    const enc = encodeImage(config, layerDescs, 'oci');
-    if (enc.configDesc.digest !== configFile.digest) {
-      // Keep the config's original bytes: its digest is the image ID.
-      throw archiveError(`${where} config could not be kept byte for byte`);
-    }
+    // The config's own bytes (its digest is the image ID), whatever key order or spacing they have.
+    const enc = encodeImage(config, layerDescs, 'oci', rawConfig);
     const manifestIng = await store.ingest(enc.rawManifest, { digest: enc.descriptor.digest, what: 'image manifest' });
     extra.push(manifestIng);
     const references = tags.map((t: string) => parseReference(t).toString());

@@ -17,8 +17,14 @@ export interface LayerDescriptor {
 export type ManifestFormat = 'oci' | 'docker';
 
 /** Serialize a config and its manifest (keys in the specs' order, no whitespace): the bytes that get digested. */
-export function encodeImage(config: ImageConfig, layers: readonly LayerDescriptor[], format: ManifestFormat = 'oci') {
-  const rawConfig = Buffer.from(JSON.stringify(config));
+export function encodeImage(
+  config: ImageConfig,
+  layers: readonly LayerDescriptor[],
+  format: ManifestFormat = 'oci',
+  /** The config's bytes as they already exist (a loaded archive's): kept as they are, their digest is the image ID. */
+  existingConfig?: Buffer,
+) {
+  const rawConfig = existingConfig ?? Buffer.from(JSON.stringify(config));
   const configDesc: Descriptor = {
     mediaType: format === 'oci' ? MediaType.OciConfig : MediaType.DockerConfig,
     digest: digestOf(rawConfig),

@@ -1,11 +1,11 @@
 // Active (writable) snapshots for containers and build steps: an image's committed layer snapshots as overlay
 // lowerdirs plus one upper/work pair, or, where overlayfs cannot mount, a full copy of the chain.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { errnoCode, StrataError } from '../errors/index.js';
-import { withLock, writeFileAtomic } from '../util/index.js';
+import { fsyncDir, withLock, writeFileAtomic } from '../util/index.js';
 import { copyChain } from './copy.js';
 import { type Change, overlayChanges, treeChanges } from './diff.js';
 import {
@@ -402,6 +402,59 @@ export async function removeActive(s: Snapshotter, key: string): Promise<boolean
     throw new StrataError('FAILED_PRECONDITION', `snapshot ${key} still has ${left[0]!.mountPoint} mounted in it`);
   }
   await rm(a.dir, { recursive: true, force: true });
+  return true;
+}
+
+/**
+ * Freeze the upper directory of the overlay snapshot `key` as the committed snapshot `name` on `parent` (a layer's
+ * chainId on its parent chain), by renaming: for a caller that made the upper hold exactly the layer it packed
+ * from it (see archive's settleUpperAsLayer), so the layer need not be unpacked again. It must not be mounted.
+ * Returns false (and removes `key`) when `name` exists already. Killed half-way, what is left is either the active
+ * snapshot or a directory whose info.json names another id, which garbage collection removes as stray.
+ */
+export async function commitActiveUpper(
+  s: Snapshotter,
+  key: string,
+  name: string,
+  opts: { parent?: string; size?: number } = {},
+): Promise<boolean> {
+  const a = await mustGet(s, key);
+  if (a.mode !== 'overlay') {
+    throw new StrataError('FAILED_PRECONDITION', `${key} is a copy snapshot; only an overlay upper can be committed`, {
+      hint: 'pack it with layerSource() and unpack the layer instead',
+    });
+  }
+  const mounted = (await readMountInfo()).some(
+    (m) => m.fsType === 'overlay' && m.superOptions.split(',').includes(`upperdir=${a.upperDir}`),
+  );
+  if (mounted || (await mountsUnder(a.dir)).length > 0) {
+    throw new StrataError('FAILED_PRECONDITION', `snapshot ${key} is still mounted and cannot be committed`);
+  }
+  if (opts.parent !== undefined && (await s.stat(opts.parent))?.kind !== 'committed') {
+    throw new StrataError('NOT_FOUND', `parent snapshot ${opts.parent} does not exist`);
+  }
+  if (await s.stat(name)) {
+    await rm(a.dir, { recursive: true, force: true });
+    return false;
+  }
+  const info: SnapshotInfo = { name, kind: 'committed', created: new Date().toISOString() };
+  if (opts.parent !== undefined) info.parent = opts.parent;
+  if (opts.size !== undefined) info.size = opts.size;
+  // info.json first: from here on the directory is nobody's until the rename makes it `name`'s.
+  await writeFileAtomic(join(a.dir, 'info.json'), JSON.stringify(info));
+  for (const f of ['work', LINKS, STATE, MOUNTS]) await rm(join(a.dir, f), { recursive: true, force: true });
+  const to = dirOf(s, name);
+  try {
+    await rename(a.dir, to);
+  } catch (err) {
+    // A concurrent commit of the same layer won; its content is the same.
+    if (errnoCode(err) === 'ENOTEMPTY' || errnoCode(err) === 'EEXIST') {
+      await rm(a.dir, { recursive: true, force: true });
+      return false;
+    }
+    throw err;
+  }
+  await fsyncDir(s.root);
   return true;
 }
 

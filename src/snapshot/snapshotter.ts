@@ -9,6 +9,7 @@ import {
   activeLayerSource,
   activeMode,
   activeMounts,
+  commitActiveUpper,
   diffActive,
   getActive,
   isActiveRootfs,
@@ -213,6 +214,14 @@ export class Snapshotter {
   /** `docker diff` of `key` against its layer chain. */
   diffActive(key: string): Promise<Change[]> {
     return diffActive(this, key);
+  }
+
+  /**
+   * Make the (unmounted) overlay upper of `key` the committed snapshot `name` on `parent`, by rename; for a caller
+   * that made the upper equal to the layer it packed. False (and `key` removed) when `name` existed already.
+   */
+  commitUpper(key: string, name: string, opts: { parent?: string; size?: number } = {}): Promise<boolean> {
+    return commitActiveUpper(this, key, name, opts);
   }
 
   /** What a commit of `key` packs into a layer. */

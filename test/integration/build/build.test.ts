@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { getAttributeSync, listAttributesSync } from '@napi-rs/xattr';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { importBusybox, strata } from '../../helpers/cli.js';
@@ -37,6 +39,34 @@ async function build(root: string, args: string[], input?: string | Buffer): Pro
     (cachedIds.has(id) ? cached : ran).push(text);
   }
   return { ...r, ran, cached };
+}
+
+/** Every entry under `dir` as one line: type, mode, owner, size, mtime in ns, link count, xattrs, target, content. */
+function treeListing(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    for (const name of readdirSync(join(dir, rel)).sort()) {
+      const r = rel === '' ? name : `${rel}/${name}`;
+      const abs = join(dir, r);
+      const st = lstatSync(abs, { bigint: true });
+      const xattrs = st.isSymbolicLink()
+        ? []
+        : listAttributesSync(abs)
+            .sort()
+            .map((x) => `${x}=${getAttributeSync(abs, x)?.toString('hex')}`);
+      const what = st.isSymbolicLink()
+        ? readlinkSync(abs)
+        : st.isFile()
+          ? createHash('sha256').update(readFileSync(abs)).digest('hex')
+          : `rdev ${st.rdev}`;
+      out.push(
+        `${r} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.size} ${st.mtimeNs} ${st.nlink} [${xattrs}] ${what}`,
+      );
+      if (st.isDirectory()) walk(r);
+    }
+  };
+  walk('');
+  return out;
 }
 
 const inspect = async (root: string, ref: string) => JSON.parse((await strata(root, ['inspect', ref])).stdout)[0];
@@ -217,6 +247,43 @@ describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-
     assert.equal(ids[0], ids[2]);
     assert.equal(ids[1], ids[3]);
     assert.notEqual(ids[0], ids[1], 'SOURCE_DATE_EPOCH is in the timestamps');
+  });
+
+  it("a step's snapshot (its upper kept as it is) equals what unpacking its layer in another root gives", async () => {
+    const ctx = join(work.path, 'settle');
+    await mkdir(ctx, { recursive: true });
+    await writeFile(join(ctx, 'f.txt'), 'from the context\n');
+    await writeFile(
+      join(ctx, 'Dockerfile'),
+      [
+        'FROM busybox:latest',
+        'RUN mkdir -p /d/sub && echo a > /d/sub/a && echo keep > /d/k && mkfifo /fifo && ln -s /d/k /link',
+        // deletion (whiteout), copy-up of a base file (overlay records its origin), an emptied and re-made
+        // directory (opaque), a hard link; the epoch is in the future, so every time is kept (in whole seconds)
+        'RUN rm /etc/group && chmod 600 /etc/passwd && rm -rf /d && mkdir /d && echo b > /d/b && ln /d/b /d/b2 \\',
+        '    && touch -d "2001-02-03 04:05:06" /d/old && echo x > /new',
+        'COPY f.txt /d/',
+        '',
+      ].join('\n'),
+    );
+    const built = await strata(root, ['build', '-q', '-t', 'settle:1', ctx], {
+      env: { SOURCE_DATE_EPOCH: '4000000000' },
+    });
+    assert.equal(built.code, 0, built.stderr);
+    const archive = join(work.path, 'settle.tar');
+    assert.equal((await strata(root, ['save', '-o', archive, 'settle:1'])).code, 0);
+    const other = join(work.path, 'settle-root');
+    const loaded = await strata(other, ['load', '-q', '-i', archive]);
+    assert.equal(loaded.code, 0, loaded.stderr);
+    const diffIds: string[] = (await inspect(root, 'settle:1')).RootFS.Layers;
+    assert.equal(diffIds.length, 4);
+    let chain = '';
+    for (const diffId of diffIds) {
+      chain = chain === '' ? diffId : `sha256:${createHash('sha256').update(`${chain} ${diffId}`).digest('hex')}`;
+      const dir = (r: string) =>
+        join(r, 'snapshots', createHash('sha256').update(chain).digest('hex').slice(0, 32), 'fs');
+      assert.deepEqual(treeListing(dir(root)), treeListing(dir(other)), `snapshot of layer ${diffId}`);
+    }
   });
 
   it('multi-stage: COPY --from a stage and an index, --target, unused stages are not built', async () => {
