@@ -20,10 +20,28 @@ const WINDOW = 32 * 1024;
 // when or where it was made. zlib sets XFL=0 for levels 2-8 too.
 const HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03]);
 
-function deflateBlock(block: Buffer, opts: ZlibOptions): Promise<Buffer> {
+function deflateRawAsync(block: Buffer, opts: ZlibOptions): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     deflateRaw(block, opts, (err, out) => (err ? reject(err) : resolve(out)));
   });
+}
+
+/** Bytes at the start of a block that are deflated (level 1) to see whether the block is worth deflating. */
+const PROBE = 64 * 1024;
+/**
+ * A block whose probe shrinks by less than this fraction is stored (deflate level 0: copied in stored blocks).
+ * Random or already compressed data (archives, media, encrypted files) costs zlib about 20 ms per MiB and core and
+ * saves a few percent at best: less than the transfer time it would save on any link faster than ~100 Mbit/s. The
+ * choice depends only on the bytes, so the output stays deterministic.
+ */
+const MIN_SAVING = 0.1;
+
+async function deflateBlock(block: Buffer, opts: ZlibOptions): Promise<Buffer> {
+  if ((opts.level ?? 6) > 0 && block.length >= 2 * PROBE) {
+    const probe = await deflateRawAsync(block.subarray(0, PROBE), { level: 1 });
+    if (probe.length > PROBE * (1 - MIN_SAVING)) return deflateRawAsync(block, { ...opts, level: 0 });
+  }
+  return deflateRawAsync(block, opts);
 }
 
 interface Pending {
@@ -36,7 +54,8 @@ interface Pending {
  * raw-deflated with the previous block's last 32 KiB as its dictionary (so the ratio stays close to single-threaded
  * gzip) and ends with a sync flush (byte-aligned, not final), the last block with Z_FINISH. Concatenated, the blocks
  * form one ordinary deflate stream that any gunzip reads. Blocks are cut at fixed input offsets and emitted in
- * order, so the output depends only on the input bytes and the level, never on timing.
+ * order, so the output depends only on the input bytes and the level, never on timing. A block that does not
+ * compress (see MIN_SAVING) is stored instead of deflated.
  */
 class ParallelGzip extends Transform {
   readonly #level: number;

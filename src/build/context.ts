@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, type Stats } from 'node:fs';
+import { createReadStream, lstatSync, readdirSync, readFileSync, type Stats } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -144,20 +144,24 @@ export class SourceTree {
     const base = absDir ?? join(this.root, rel);
     const out: SourceEntry[] = [];
     const hostOf = (child: string) => join(base, child.slice(rel === '.' ? 0 : rel.length + 1));
-    const lst = (host: string) => lstat(host).catch(() => undefined);
+    // Synchronous calls: each is microseconds against the dentry cache, where an awaited one costs a threadpool
+    // round trip; a context of thousands of files is walked in milliseconds. The loop yields now and then.
+    const lst = (host: string) => lstatSync(host, { throwIfNoEntry: false });
+    const pause = yielder();
     const visit = async (dir: string): Promise<void> => {
-      const names = (await readdir(dir === rel ? base : hostOf(dir))).sort();
+      await pause();
+      const names = readdirSync(dir === rel ? base : hostOf(dir)).sort();
       for (const name of names) {
         const child = dir === '.' ? name : `${dir}/${name}`;
         if (exclude?.(child)) continue;
         if (this.#ignored(child)) {
           if (!this.ignore?.hasExclusions) continue;
           // a `!` pattern may re-include something below an ignored directory
-          const st = await lst(hostOf(child));
+          const st = lst(hostOf(child));
           if (st?.isDirectory() && !this.ignore.canSkipDir(child)) await visit(child);
           continue;
         }
-        const st = await lst(hostOf(child));
+        const st = lst(hostOf(child));
         if (!st) continue;
         out.push({ rel: child, abs: hostOf(child), st });
         if (st.isDirectory()) await visit(child);
@@ -193,14 +197,19 @@ export async function checksumEntries(
 ): Promise<{ checksum: string; files: Record<string, string> }> {
   const h = createHash('sha256');
   const files: Record<string, string> = {};
+  const pause = yielder();
   for (const g of groups) {
     for (const e of g.entries) {
+      await pause();
       const st = e.st;
       const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : 'o';
       const one = createHash('sha256');
       one.update(`${type}\0${(st.mode & 0o7777).toString(8)}\0`);
       if (type === 'l') one.update(`${await readlink(e.abs)}\0`);
-      if (type === 'f') one.update(`${st.size}\0${(await hashes?.hash(e.abs, st)) ?? (await sha256File(e.abs))}\0`);
+      if (type === 'f') {
+        const hash = (await hashes?.hash(e.abs, st)) ?? (await sha256File(e.abs, st.size));
+        one.update(`${st.size}\0${hash}\0`);
+      }
       const digest = one.digest('hex');
       files[e.rel === '.' ? g.base : e.rel] = digest;
       h.update(`${g.base}\0${e.rel}\0${digest}\n`);
@@ -209,8 +218,24 @@ export async function checksumEntries(
   return { checksum: `sha256:${h.digest('hex')}`, files };
 }
 
-async function sha256File(path: string): Promise<string> {
+/** Files up to this size are read in one synchronous call (no stream, no threadpool round trips). */
+const SMALL_FILE = 1024 * 1024;
+/** Synchronous loops give the event loop a turn (progress output, other stages) at least this often. */
+const YIELD_MS = 40;
+
+/** An await to put in a long synchronous loop: gives the event loop a turn every YIELD_MS. */
+export function yielder(): () => Promise<void> {
+  let slice = performance.now();
+  return async () => {
+    if (performance.now() - slice < YIELD_MS) return;
+    await new Promise((r) => setImmediate(r));
+    slice = performance.now();
+  };
+}
+
+async function sha256File(path: string, size: number): Promise<string> {
   const fh = createHash('sha256');
+  if (size <= SMALL_FILE) return fh.update(readFileSync(path)).digest('hex');
   await pipeline(createReadStream(path), fh);
   return fh.digest('hex');
 }
@@ -244,7 +269,7 @@ export class FileHashCache {
       this.#used.set(key, known);
       return known;
     }
-    const h = await sha256File(path);
+    const h = await sha256File(path, st.size);
     this.#used.set(key, h);
     return h;
   }

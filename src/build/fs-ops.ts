@@ -1,24 +1,25 @@
-import { createReadStream, constants as fsConstants } from 'node:fs';
 import {
-  chmod,
-  copyFile,
-  lchown,
-  link,
-  lstat,
-  lutimes,
-  mkdir,
-  open,
-  readlink,
-  rm,
-  symlink,
-  utimes,
-} from 'node:fs/promises';
+  chmodSync,
+  copyFileSync,
+  createReadStream,
+  constants as fsConstants,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+} from 'node:fs';
+import { chmod, copyFile, lchown, mkdir, open } from 'node:fs/promises';
 import { constants, gunzipSync } from 'node:zlib';
 import { join, posix } from 'node:path';
 import { applyLayer } from '../archive/index.js';
 import { walkInRoot } from '../container/index.js';
 import { StrataError } from '../errors/index.js';
-import type { SourceEntry } from './context.js';
+import { type SourceEntry, yielder } from './context.js';
 
 /** Owner and mode overrides of a COPY: `--chown` (resolved to ids) and `--chmod` (octal). */
 export interface CopyAttributes {
@@ -53,38 +54,64 @@ export async function mkdirInRoot(rootfs: string, path: string, owner?: { uid: n
 /** Hard links within one COPY: the first target written for each source inode. */
 export type LinkMap = Map<string, string>;
 
-/** Replace whatever is at `target` (never following a symlink there) with a copy of one source entry. */
-async function copyEntry(src: SourceEntry, target: string, attrs: CopyAttributes, links?: LinkMap): Promise<void> {
+/** Files up to this size are copied with one blocking copy_file_range; bigger ones on the threadpool. */
+const SMALL_FILE = 1024 * 1024;
+
+/**
+ * Replace whatever is at `target` (never following a symlink there) with a copy of one source entry; `fresh`: the
+ * parent directory was just made by this copy, so nothing is there yet. Returns whether a directory was created.
+ * File system calls are synchronous (microseconds each against the page cache; an awaited call is a threadpool
+ * round trip): a COPY of thousands of small files is bound by the file system, not by the event loop.
+ */
+async function copyEntry(
+  src: SourceEntry,
+  target: string,
+  attrs: CopyAttributes,
+  links: LinkMap | undefined,
+  fresh: boolean,
+): Promise<boolean> {
   const st = src.st;
-  const existing = await lstat(target).catch(() => undefined);
-  if (existing && (!existing.isDirectory() || !st.isDirectory())) await rm(target, { recursive: true, force: true });
+  const existing = fresh ? undefined : lstatSync(target, { throwIfNoEntry: false });
+  if (existing && (!existing.isDirectory() || !st.isDirectory())) rmSync(target, { recursive: true, force: true });
+  let created = false;
   if (st.isDirectory()) {
-    if (!existing?.isDirectory()) await mkdir(target);
+    if (!existing?.isDirectory()) {
+      mkdirSync(target);
+      created = true;
+    }
   } else if (st.isSymbolicLink()) {
-    await symlink(await readlink(src.abs), target);
+    symlinkSync(readlinkSync(src.abs), target);
   } else if (st.isFile()) {
     const inode = `${st.dev}:${st.ino}`;
     const first = st.nlink > 1 ? links?.get(inode) : undefined;
     if (first) {
       // a hard link in the source stays one in the copy
-      await link(first, target);
-      return;
+      linkSync(first, target);
+      return false;
     }
-    // copy_file_range where the kernel has it (one system call for a small file, no data through JS)
-    await copyFile(src.abs, target, fsConstants.COPYFILE_EXCL);
+    // copy_file_range where the kernel has it (no data through JS); the copy gets the source's mode
+    if (st.size <= SMALL_FILE) copyFileSync(src.abs, target, fsConstants.COPYFILE_EXCL);
+    else await copyFile(src.abs, target, fsConstants.COPYFILE_EXCL);
     if (st.nlink > 1) links?.set(inode, target);
   } else {
-    return; // sockets, devices and fifos in a build context are skipped, as docker does
+    return false; // sockets, devices and fifos in a build context are skipped, as docker does
   }
   const uid = attrs.uid ?? (attrs.keepOwner ? st.uid : 0);
   const gid = attrs.gid ?? (attrs.keepOwner ? st.gid : 0);
-  await lchown(target, uid, gid);
+  lchownSync(target, uid, gid);
   if (!st.isSymbolicLink()) {
-    await chmod(target, attrs.mode ?? st.mode & 0o7777);
-    await utimes(target, st.atime, st.mtime);
+    // chown clears setuid/setgid, and mkdir applies the umask: only then (or with --chmod) is a chmod needed
+    const mode = attrs.mode ?? st.mode & 0o7777;
+    if (attrs.mode !== undefined || st.isDirectory() || (mode & 0o7000) !== 0) chmodSync(target, mode);
+    utimesSync(target, st.atime, st.mtime);
   } else {
-    await lutimes(target, st.atime, st.mtime).catch(() => {});
+    try {
+      lutimesSync(target, st.atime, st.mtime);
+    } catch {
+      // a file system without symlink times
+    }
   }
+  return created;
 }
 
 /**
@@ -100,22 +127,36 @@ export async function copyInto(
   links: LinkMap = new Map(),
 ): Promise<void> {
   if (!entry.st.isDirectory()) {
-    await copyEntry(entry, join(destDir, name ?? posix.basename(entry.rel)), attrs, links);
+    await copyEntry(entry, join(destDir, name ?? posix.basename(entry.rel)), attrs, links, false);
     return;
   }
   const prefix = entry.rel === '.' ? '' : `${entry.rel}/`;
   const below = await walk(entry.rel);
   // Directories get their times again after their children are written.
   const dirs: [SourceEntry, string][] = [];
+  // Where each copied directory is (resolved inside destDir once), and the ones this copy created (empty so far).
+  const hostDirs = new Map<string, string>([['.', destDir]]);
+  const created = new Set<string>();
+  const pause = yielder();
   for (const e of below) {
+    await pause();
     const rel = e.rel.slice(prefix.length);
+    const parentRel = posix.dirname(rel);
     // The parent through mkdirInRoot: a symlink the image has there is resolved inside destDir, never on the host.
-    const parent = posix.dirname(rel) === '.' ? destDir : await mkdirInRoot(destDir, posix.dirname(rel));
+    let parent = hostDirs.get(parentRel);
+    if (parent === undefined) {
+      parent = await mkdirInRoot(destDir, parentRel);
+      hostDirs.set(parentRel, parent);
+    }
     const target = join(parent, posix.basename(rel));
-    await copyEntry(e, target, attrs, links);
-    if (e.st.isDirectory()) dirs.push([e, target]);
+    const made = await copyEntry(e, target, attrs, links, created.has(parent));
+    if (e.st.isDirectory()) {
+      dirs.push([e, target]);
+      hostDirs.set(rel, target);
+      if (made) created.add(target);
+    }
   }
-  for (const [e, target] of dirs.reverse()) await utimes(target, e.st.atime, e.st.mtime);
+  for (const [e, target] of dirs.reverse()) utimesSync(target, e.st.atime, e.st.mtime);
 }
 
 /** ADD of a local tar archive (plain or compressed): unpacked into the destination directory. */

@@ -102,6 +102,24 @@ describe('createParallelGzip', () => {
     assert.ok(ours.length <= single.length * 1.01, `${ours.length} vs ${single.length}`);
   });
 
+  it('stores blocks that do not compress, and still deflates the ones that do, in one valid stream', async () => {
+    const blockSize = 512 * 1024;
+    const noise = randomBytes(2 * blockSize);
+    const text = compressible(2 * blockSize);
+    const mixed = Buffer.concat([noise, text]);
+    const out = await gzip(mixed, { level: 6, blockSize });
+    assert.equal(sha(gunzipSync(out)), sha(mixed));
+    // The noise costs its own size plus stored-block headers; the text half is deflated as usual.
+    const textAlone = await gzip(text, { level: 6, blockSize });
+    assert.ok(out.length < noise.length + textAlone.length + 1024, `${out.length}`);
+    assert.ok(out.length > noise.length, `${out.length}`);
+    // Stored without trying (zlib level 0): the first deflate block after the 10-byte gzip header is a stored one
+    // (BTYPE 00) of the largest size; zlib's own fallback after deflating random data stores 16 KiB blocks.
+    assert.equal(out[10]! & 0b110, 0);
+    assert.equal(out.readUInt16LE(11), 65_535);
+    assert.notEqual(textAlone[10]! & 0b110, 0);
+  });
+
   it('honours the level', async () => {
     const data = compressible(1_000_000);
     const fast = await gzip(data, { level: 1 });
