@@ -838,6 +838,7 @@ export class Strata {
     network?: 'host' | 'none';
     /** `--secret` values by id (for `RUN --mount=type=secret`); they never reach a layer, the config or history. */
     secrets?: Record<string, Buffer>;
+    ssh?: Record<string, string>;
     insecureRegistries?: string[];
     onEvent?: (e: BuildEvent) => void;
     onPullProgress?: ProgressFn;
@@ -880,6 +881,7 @@ export class Strata {
       ...(opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: opts.sourceDateEpoch } : {}),
       ...(opts.network ? { network: opts.network } : {}),
       ...(opts.secrets ? { secrets: opts.secrets } : {}),
+      ...(opts.ssh ? { ssh: opts.ssh } : {}),
       ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });

@@ -1,6 +1,21 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { chown, lstat, mkdir, readdir, readFile, rm, rmdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  copyFile,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  rm,
+  rmdir,
+  stat,
+  unlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -43,7 +58,7 @@ import { DEFAULT_PATH, OciRuntime, readHostLimits, resolveUser, runtimeSpecFromI
 import type { Snapshotter } from '../snapshot/index.js';
 import { type BuiltLayer, BuildCache, type CacheRecord, cacheKey, type StepInputs } from './cache.js';
 import { checksumEntries, FileHashCache, openContext, type SourceEntry, SourceTree } from './context.js';
-import { type CopyAttributes, copyInto, extractArchive, isTarArchive, mkdirInRoot } from './fs-ops.js';
+import { type CopyAttributes, copiedMode, copyInto, extractArchive, isTarArchive, mkdirInRoot } from './fs-ops.js';
 
 /** What the build reports as it goes (the CLI renders it BuildKit's way). */
 export type BuildEvent =
@@ -79,6 +94,8 @@ export interface BuildOptions {
   sourceDateEpoch?: number;
   /** `--secret id=X,...` values by id, for `RUN --mount=type=secret`. */
   secrets?: Record<string, Buffer>;
+  /** `--ssh ID=SOCKET`: ssh-agent sockets by id, for `RUN --mount=type=ssh`. */
+  ssh?: Record<string, string>;
   /** Report, for each step that missed the cache, which of its inputs changed since the last build. */
   explainCache?: boolean;
   /** `--network` default for RUN steps (BuildKit's sandbox has a network; here: the host's). */
@@ -232,7 +249,8 @@ export class Builder {
     }
     for (const key of dead) {
       const dir = join(tmp, key);
-      await s.unmount(join(dir, 'rootfs')).catch(() => {});
+      // the step's rootfs, and any writable view of a RUN --mount=type=bind,rw
+      await s.unmountUnder(dir).catch(() => {});
       await s.removeActive(key).catch(() => {});
       await s.remove(`${key}-init`).catch(() => {});
       await s.remove(`${key}-init-prep`).catch(() => {});
@@ -774,13 +792,30 @@ export class Builder {
     out.release = async () => {
       for (const r of releases.reverse()) await r().catch(() => {});
     };
+    let sshCount = 0;
     try {
       for (const m of e.mounts) {
         const target = posix.resolve('/', m.target || (m.type === 'secret' ? `/run/secrets/${m.id ?? ''}` : ''));
         if (m.type === 'ssh') {
-          throw new StrataError('UNIMPLEMENTED', `${where}=type=ssh is not supported`, {
-            hint: 'leave the ssh mount out',
-          });
+          const id = m.id ?? 'default';
+          const agent = run.opts.ssh?.[id];
+          if (!agent) {
+            if (m.required) {
+              throw new StrataError('NOT_FOUND', `${where}: ssh agent ${id} is required but was not given`, {
+                hint: `pass it with --ssh ${id}=$SSH_AUTH_SOCK (or --ssh ${id} to use $SSH_AUTH_SOCK)`,
+              });
+            }
+            continue;
+          }
+          // A socket of the step's own (mode and owner as asked) that relays to the agent: the host's socket and
+          // its directory stay out of the container.
+          const sock = join(bundle, `ssh-${randomBytes(6).toString('hex')}.sock`);
+          releases.push(await relaySocket(sock, agent, m.mode ?? 0o600, m.uid ?? 0, m.gid ?? 0));
+          const at = m.target ? target : `/run/buildkit/ssh_agent.${sshCount++}`;
+          out.binds.push({ source: sock, destination: at, readonly: false });
+          out.stubs.push(await stubOf(rootfs, at));
+          if (!out.env.some((v) => v.startsWith('SSH_AUTH_SOCK='))) out.env.push(`SSH_AUTH_SOCK=${at}`);
+          continue;
         }
         if (m.type === 'secret') {
           const id = m.id ?? posix.basename(m.target ?? '');
@@ -822,12 +857,8 @@ export class Builder {
           out.stubs.push(await stubOf(rootfs, target));
           continue;
         }
-        // bind: the context, or a stage's or an image's files; read-only (writes would change the source)
-        if (!m.readOnly) {
-          throw new StrataError('UNIMPLEMENTED', `${where}=type=bind,rw: writable bind mounts are not supported yet`, {
-            hint: 'leave rw out (the mount is read-only), or COPY the files and change the copy',
-          });
-        }
+        // bind: the context, or a stage's or an image's files; read-only, or with rw a writable view of them whose
+        // writes are thrown away after the step (BuildKit's semantics: never the source, never the layer)
         let tree = run.context.root;
         if (m.from !== undefined) {
           const src = resolveStageReference(run.df, m.from, 'mount');
@@ -852,7 +883,21 @@ export class Builder {
             },
           );
         }
-        out.binds.push({ source, destination: target, readonly: true });
+        let bound = source;
+        if (!m.readOnly) {
+          const dir = join(bundle, `rw-${randomBytes(6).toString('hex')}`);
+          if ((await stat(source)).isDirectory()) {
+            const view = await this.#d.snapshots.writableView(source, dir);
+            releases.push(view.release);
+            bound = view.path;
+          } else {
+            await mkdir(dir, { mode: 0o700 });
+            bound = join(dir, posix.basename(rel) || 'file');
+            await copyFile(source, bound);
+            await chmod(bound, (await stat(source)).mode & 0o7777);
+          }
+        }
+        out.binds.push({ source: bound, destination: target, readonly: m.readOnly });
         out.stubs.push(await stubOf(rootfs, target));
       }
     } catch (err) {
@@ -987,14 +1032,8 @@ export class Builder {
       attrs.uid = u.uid;
       attrs.gid = u.gid;
     }
-    if (e.chmod) {
-      if (e.chmod.kind !== 'octal') {
-        throw new StrataError('UNIMPLEMENTED', `--chmod=${e.chmod.expression}: symbolic modes are not supported yet`, {
-          hint: 'give an octal mode such as --chmod=0755',
-        });
-      }
-      attrs.mode = e.chmod.mode;
-    }
+    if (e.chmod?.kind === 'octal') attrs.mode = e.chmod.mode;
+    else if (e.chmod?.kind === 'symbolic') attrs.symbolic = e.chmod.expression;
     const dest = posix.resolve(c.WorkingDir || '/', e.dest);
     const many = plan.groups.length > 1 || plan.groups.some((g) => g.kind === 'path' && g.entry.st.isDirectory());
     // A destination that exists in the image as a directory (or a link to one) is one, slash or not (docker).
@@ -1021,8 +1060,9 @@ export class Builder {
       if (g.kind === 'heredoc') {
         const target = join(destDir, name ?? g.name);
         await rm(target, { recursive: true, force: true });
-        await writeFile(target, g.content, { mode: attrs.mode ?? 0o644 });
+        await writeFile(target, g.content);
         await chown(target, attrs.uid ?? 0, attrs.gid ?? 0);
+        await chmod(target, copiedMode(attrs, 0o644, false));
         await utimes(target, run.epoch, run.epoch);
         continue;
       }
@@ -1061,7 +1101,7 @@ export class Builder {
     const h = createHash('sha256');
     const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
     body.on('data', (d: Buffer) => h.update(d));
-    await pipeline(body, createWriteStream(file, { mode: attrs.mode ?? 0o600 }));
+    await pipeline(body, createWriteStream(file, { mode: 0o600 }));
     const got = `sha256:${h.digest('hex')}`;
     if (checksum && checksum !== got) {
       await rm(file, { force: true });
@@ -1070,7 +1110,47 @@ export class Builder {
       });
     }
     await chown(file, attrs.uid ?? 0, attrs.gid ?? 0);
+    await chmod(file, copiedMode(attrs, 0o600, false));
   }
+}
+
+/**
+ * Listen on `path` (mode and owner set) and relay every connection to the unix socket `upstream`; returns the
+ * function that stops it. The ssh-agent protocol needs nothing more than bytes passed both ways.
+ */
+async function relaySocket(
+  path: string,
+  upstream: string,
+  mode: number,
+  uid: number,
+  gid: number,
+): Promise<() => Promise<void>> {
+  const conns = new Set<Socket>();
+  const server = createServer((client) => {
+    const agent = createConnection(upstream);
+    conns.add(client).add(agent);
+    const done = () => {
+      client.destroy();
+      agent.destroy();
+      conns.delete(client);
+      conns.delete(agent);
+    };
+    client.on('error', done).on('close', done);
+    agent.on('error', done).on('close', done);
+    client.pipe(agent).pipe(client);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  server.unref();
+  await chmod(path, mode);
+  await chownPath(path, uid, gid);
+  return async () => {
+    for (const c of conns) c.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await rm(path, { force: true });
+  };
 }
 
 /** An image's layers as the build keeps them. */

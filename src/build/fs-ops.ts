@@ -21,11 +21,14 @@ import { walkInRoot } from '../container/index.js';
 import { StrataError } from '../errors/index.js';
 import { type SourceEntry, yielder } from './context.js';
 
-/** Owner and mode overrides of a COPY: `--chown` (resolved to ids) and `--chmod` (octal). */
+/** Owner and mode overrides of a COPY: `--chown` (resolved to ids) and `--chmod` (octal or symbolic). */
 export interface CopyAttributes {
   uid?: number;
   gid?: number;
+  /** --chmod in octal: every copied file and directory gets it. */
   mode?: number;
+  /** --chmod in chmod(1)'s symbolic form (`u+x,go-w`), applied to each copied entry's own mode. */
+  symbolic?: string;
   /** Keep the source's owners (COPY --from a stage or image); else root's, or uid/gid when given. */
   keepOwner?: boolean;
 }
@@ -49,6 +52,49 @@ export async function mkdirInRoot(rootfs: string, path: string, owner?: { uid: n
   });
   if (host === undefined) throw new StrataError('INVALID_ARGUMENT', `too many levels of symbolic links in ${path}`);
   return host;
+}
+
+const WHO: Record<string, number> = { u: 0o4700, g: 0o2070, o: 0o1007 };
+const PERM: Record<string, number> = { r: 0o444, w: 0o222, x: 0o111, s: 0o6000, t: 0o1000 };
+
+/**
+ * chmod(1)'s symbolic modes: comma-separated clauses of who (`ugoa`, none meaning all; there is no umask in a build,
+ * as with BuildKit), then operations `+ - =` each with permissions `rwxXst` or a class to copy (`u g o`). `X` is
+ * execute for a directory or for a file someone may already execute. Clauses apply in order to `mode`.
+ */
+export function applySymbolicMode(expression: string, mode: number, isDir: boolean): number {
+  let out = mode & 0o7777;
+  for (const clause of expression.split(',')) {
+    const m = /^([ugoa]*)(.*)$/.exec(clause)!;
+    const who = m[1]!.replace('a', 'ugo') || 'ugo';
+    const whoMask = [...new Set(who)].reduce((acc, w) => acc | (WHO[w] ?? 0), 0);
+    for (const op of m[2]!.match(/[-+=][^-+=]*/g) ?? []) {
+      const perms = op.slice(1);
+      let bits = 0;
+      if (/^[ugo]$/.test(perms)) {
+        // copy a class's rwx bits (as they are now) to every class named
+        const shift = { u: 6, g: 3, o: 0 }[perms as 'u' | 'g' | 'o'];
+        bits = ((out >> shift) & 7) * 0o111;
+      } else {
+        for (const p of perms) {
+          if (p === 'X') bits |= isDir || (out & 0o111) !== 0 ? 0o111 : 0;
+          else bits |= PERM[p] ?? 0;
+        }
+      }
+      bits &= whoMask;
+      if (op[0] === '+') out |= bits;
+      else if (op[0] === '-') out &= ~bits;
+      else out = (out & ~whoMask) | bits;
+    }
+  }
+  return out & 0o7777;
+}
+
+/** The mode a copied entry gets: --chmod's (octal, or symbolic applied to `mode`), else its own. */
+export function copiedMode(attrs: CopyAttributes, mode: number, isDir: boolean): number {
+  if (attrs.mode !== undefined) return attrs.mode;
+  if (attrs.symbolic !== undefined) return applySymbolicMode(attrs.symbolic, mode, isDir);
+  return mode & 0o7777;
 }
 
 /** Hard links within one COPY: the first target written for each source inode. */
@@ -101,8 +147,8 @@ async function copyEntry(
   lchownSync(target, uid, gid);
   if (!st.isSymbolicLink()) {
     // chown clears setuid/setgid, and mkdir applies the umask: only then (or with --chmod) is a chmod needed
-    const mode = attrs.mode ?? st.mode & 0o7777;
-    if (attrs.mode !== undefined || st.isDirectory() || (mode & 0o7000) !== 0) chmodSync(target, mode);
+    const mode = copiedMode(attrs, st.mode, st.isDirectory());
+    if (mode !== (st.mode & 0o7777) || st.isDirectory() || (mode & 0o7000) !== 0) chmodSync(target, mode);
     utimesSync(target, st.atime, st.mtime);
   } else {
     try {

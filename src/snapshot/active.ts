@@ -458,6 +458,45 @@ export async function commitActiveUpper(
   return true;
 }
 
+/**
+ * A throwaway writable view of the directory `source` in `dir` (created; nothing in `source` ever changes): an
+ * overlay with `source` as its only lower and an upper in `dir`, or a copy where overlayfs is not used. `release`
+ * unmounts it and removes `dir`. For RUN --mount=type=bind,rw, whose writes are discarded after the step.
+ */
+export async function writableView(
+  s: Snapshotter,
+  source: string,
+  dir: string,
+): Promise<{ path: string; release: () => Promise<void> }> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const merged = join(dir, 'merged');
+  const release = async () => {
+    await unmountUnder(dir);
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    if ((await activeMode(s)) === 'overlay') {
+      for (const d of ['upper', 'work', 'merged']) await mkdir(join(dir, d));
+      await symlink(source, join(dir, 'lower'));
+      const options = ['lowerdir=lower', 'upperdir=upper', 'workdir=work', ...overlayFeatureOptions()];
+      await mount({ type: 'overlay', source: 'overlay', options }, merged, { cwd: dir });
+    } else {
+      await mkdir(merged);
+      await copyChain([source], merged);
+    }
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  return { path: merged, release };
+}
+
+/** Unmount everything mounted at or below `dir`, deepest first. */
+export async function unmountUnder(dir: string): Promise<void> {
+  const points = (await mountsUnder(dir)).map((m) => m.mountPoint);
+  for (const p of points.sort((a, b) => b.length - a.length)) await unmount(p);
+}
+
 /** Active rootfs snapshots (made by prepareActive; the layer unpacker's temporary keys are not listed). */
 export async function listActive(s: Snapshotter): Promise<ActiveSnapshot[]> {
   const out: ActiveSnapshot[] = [];

@@ -18,6 +18,8 @@ import {
   prepareActive,
   removeActive,
   unmountActive,
+  unmountUnder,
+  writableView,
 } from './active.js';
 import type { Change } from './diff.js';
 import type { Mount } from './mount.js';
@@ -222,6 +224,16 @@ export class Snapshotter {
    */
   commitUpper(key: string, name: string, opts: { parent?: string; size?: number } = {}): Promise<boolean> {
     return commitActiveUpper(this, key, name, opts);
+  }
+
+  /** A throwaway writable view of the directory `source`, made in `dir`; see active.ts. */
+  writableView(source: string, dir: string): Promise<{ path: string; release: () => Promise<void> }> {
+    return writableView(this, source, dir);
+  }
+
+  /** Unmount everything mounted at or below `dir` (what a killed process left), deepest first. */
+  unmountUnder(dir: string): Promise<void> {
+    return unmountUnder(dir);
   }
 
   /** What a commit of `key` packs into a layer. */

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
@@ -77,6 +77,48 @@ function parseOutput(spec: string): { type: 'oci' | 'docker'; dest: string } {
     });
   }
   return { type, dest };
+}
+
+/**
+ * `--ssh default|ID[=SOCKET]` (docker's forms): an ssh-agent socket for RUN --mount=type=ssh; without a path, the
+ * one in $SSH_AUTH_SOCK. Key files (BuildKit loads them into its own agent) are refused with a way round.
+ */
+async function readSshAgents(specs: string[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const spec of specs) {
+    const i = spec.indexOf('=');
+    const id = (i < 0 ? spec : spec.slice(0, i)).trim();
+    if (!/^[A-Za-z0-9_.-]+$/.test(id)) {
+      throw new StrataError('INVALID_ARGUMENT', `invalid --ssh "${spec}": "${id}" is not an id`, {
+        hint: 'give --ssh default, or --ssh ID=/path/to/agent.sock',
+      });
+    }
+    const path = i < 0 ? process.env['SSH_AUTH_SOCK'] : spec.slice(i + 1).trim();
+    if (!path) {
+      throw new StrataError('NOT_FOUND', `--ssh ${id}: no agent socket given and SSH_AUTH_SOCK is not set`, {
+        hint: 'start an agent (eval $(ssh-agent); ssh-add), or give --ssh ID=/path/to/agent.sock',
+      });
+    }
+    if (path.includes(',')) {
+      throw new StrataError('UNIMPLEMENTED', `--ssh ${id}: only one agent socket per id is supported`, {
+        hint: 'load the keys into one agent with ssh-add and give its socket',
+      });
+    }
+    const st = await stat(path).catch((err: NodeJS.ErrnoException) => {
+      throw new StrataError('NOT_FOUND', `--ssh ${id}: cannot use ${path}: ${err.code ?? err.message}`);
+    });
+    if (!st.isSocket()) {
+      throw new StrataError(
+        'UNIMPLEMENTED',
+        `--ssh ${id}: ${path} is not an agent socket (key files are not supported)`,
+        {
+          hint: `load the key into an agent (eval $(ssh-agent); ssh-add ${path}) and give --ssh ${id}=$SSH_AUTH_SOCK`,
+        },
+      );
+    }
+    out[id] = path;
+  }
+  return out;
 }
 
 /** `--secret id=X,src=FILE|env=VAR` (docker's forms; `type=file|env` accepted; `id=X` alone: the variable X). */
@@ -224,8 +266,10 @@ export function registerBuildCommands(program: Command): void {
       .option('--push', 'push the tagged image(s) to their registries after the build')
       .option('-o, --output <spec>', 'also write the image as an archive: type=oci|docker,dest=FILE')
       .option('--secret <spec>', 'a secret for RUN --mount=type=secret: id=X,src=FILE or id=X,env=VARIABLE', collect)
+      .option('--ssh <spec>', 'an ssh-agent for RUN --mount=type=ssh: default or ID[=SOCKET] (repeatable)', collect)
       .action(async (contextArg: string, opts: Record<string, unknown>, cmd: Command) => {
         const secrets = await readSecrets((opts['secret'] as string[] | undefined) ?? []);
+        const ssh = await readSshAgents((opts['ssh'] as string[] | undefined) ?? []);
         const network = opts['network'] as string | undefined;
         if (network !== undefined && network !== 'host' && network !== 'none' && network !== 'default') {
           throw new StrataError('INVALID_ARGUMENT', `network "${network}" is not supported for RUN steps`, {
@@ -320,6 +364,7 @@ export function registerBuildCommands(program: Command): void {
               ...(sde !== undefined ? { sourceDateEpoch: Number(sde) } : {}),
               ...(network === 'none' ? { network: 'none' as const } : {}),
               secrets,
+              ssh,
               onEvent: progress.onEvent,
             });
           } finally {

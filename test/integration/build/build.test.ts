@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { chmod, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { getAttributeSync, listAttributesSync } from '@napi-rs/xattr';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -67,6 +68,21 @@ function treeListing(dir: string): string[] {
   };
   walk('');
   return out;
+}
+
+/** Send ssh-agent's "request identities" message on `path` and return the answer as text. */
+function askAgentForKeys(path: string): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const c = createConnection(path, () => c.write(Buffer.from([0, 0, 0, 1, 11])));
+    c.on('data', (d: Buffer) => {
+      chunks.push(d);
+      const all = Buffer.concat(chunks);
+      if (all.length >= 4 && all.length >= 4 + all.readUInt32BE(0)) c.end();
+    });
+    c.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    c.on('error', () => resolve(''));
+  });
 }
 
 const inspect = async (root: string, ref: string) => JSON.parse((await strata(root, ['inspect', ref])).stdout)[0];
@@ -451,6 +467,89 @@ describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-
     const missing = await strata(root, ['build', '-t', 'mounts:2', dir]);
     assert.notEqual(missing.code, 0);
     assert.match(missing.stderr, /secret nope is required/);
+  });
+
+  it('RUN --mount: a writable bind throws its writes away; an ssh agent is relayed; symbolic --chmod', async () => {
+    const dir = join(work.path, 'more-mounts');
+    await cp(join(fixtures, 'app'), dir, { recursive: true });
+    await mkdir(join(dir, 'signal'));
+    await writeFile(join(dir, 'mode.txt'), 'm\n', { mode: 0o666 });
+    await chmod(join(dir, 'mode.txt'), 0o666);
+    await mkdir(join(dir, 'tree', 'inner'), { recursive: true });
+    await writeFile(join(dir, 'tree', 'inner', 'f'), 'f\n');
+    // A real ssh-agent holding a fresh key; the step waits until this test has spoken to the agent through the
+    // socket the build made for it.
+    const key = join(work.path, 'id_test');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'strata-test-key', '-f', key]);
+    const agentSock = join(work.path, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', agentSock], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 100 && !existsSync(agentSock); i++) await new Promise((r) => setTimeout(r, 50));
+      execFileSync('ssh-add', ['-q', key], { env: { ...process.env, SSH_AUTH_SOCK: agentSock }, stdio: 'ignore' });
+      await writeFile(
+        join(dir, 'Dockerfile'),
+        [
+          'FROM busybox',
+          'RUN --mount=type=bind,source=sub,target=/ctx,rw echo changed > /ctx/s.txt && rm /ctx/gone.txt \\',
+          '    && cat /ctx/s.txt > /rw-seen && ls /ctx >> /rw-seen',
+          'RUN --mount=type=ssh,mode=0660,uid=5 --mount=type=bind,source=signal,target=/signal \\',
+          '    stat -c "%F %a %u" "$SSH_AUTH_SOCK" > /ssh-info && echo "$SSH_AUTH_SOCK" >> /ssh-info \\',
+          '    && i=0 && while [ ! -e /signal/checked ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done',
+          'COPY --chmod=u+x,go-w mode.txt /modes/a',
+          'COPY --chmod=go-rx,u+X tree/ /modes/tree/',
+          'COPY --chmod=u=rw,go= <<EOF /modes/h',
+          'heredoc',
+          'EOF',
+          '',
+        ].join('\n'),
+      );
+      const building = strata(root, ['build', '--ssh', `default=${agentSock}`, '-t', 'more:1', dir]);
+      // The relay socket appears in the step's directory; ask the agent for its keys through it.
+      let answer = '';
+      for (let i = 0; i < 600 && answer === ''; i++) {
+        const list = (d: string) => (existsSync(d) ? readdirSync(d).map((n) => join(d, n)) : []);
+        const socks = list(join(root, 'tmp'))
+          .filter((d) => /\/build-[0-9a-f]+$/.test(d))
+          .flatMap(list)
+          .filter((f) => /\/ssh-[0-9a-f]+\.sock$/.test(f));
+        if (socks.length > 0) answer = await askAgentForKeys(socks[0]!);
+        else await new Promise((r) => setTimeout(r, 50));
+      }
+      await writeFile(join(dir, 'signal', 'checked'), '');
+      const b = await building;
+      assert.equal(b.code, 0, b.stderr);
+      assert.match(answer, /strata-test-key/, 'the relayed socket reaches the agent');
+    } finally {
+      agent.kill();
+    }
+    assert.equal(await readFile(join(dir, 'sub', 's.txt'), 'utf8'), 's\n', 'the context is untouched');
+    assert.ok(existsSync(join(dir, 'sub', 'gone.txt')));
+    const out = await strata(root, [
+      'run',
+      '--rm',
+      'more:1',
+      'sh',
+      '-c',
+      'cat /rw-seen /ssh-info; stat -c "%n %a" /modes/a /modes/tree /modes/tree/inner /modes/tree/inner/f /modes/h; ls /ctx /signal /run/buildkit 2>&1 | grep -c "No such file"',
+    ]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(out.stdout.trim().split('\n'), [
+      'changed',
+      's.txt',
+      'socket 660 5',
+      '/run/buildkit/ssh_agent.0',
+      '/modes/a 744',
+      '/modes/tree 755',
+      '/modes/tree/inner 700',
+      '/modes/tree/inner/f 600',
+      '/modes/h 600',
+      '3',
+    ]);
+    // a required agent that was not given
+    await writeFile(join(dir, 'Dockerfile'), 'FROM busybox\nRUN --mount=type=ssh,required=true true\n');
+    const missing = await strata(root, ['build', dir]);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /ssh agent default is required but was not given[\s\S]*--ssh default/);
   });
 
   it('a build killed during a RUN: the next build cleans up its container, mount and overlay', async () => {
