@@ -27,7 +27,7 @@ function deflateRawAsync(block: Buffer, opts: ZlibOptions): Promise<Buffer> {
 }
 
 /** Bytes at the start of a block that are deflated (level 1) to see whether the block is worth deflating. */
-const PROBE = 64 * 1024;
+const PROBE = 16 * 1024;
 /**
  * A block whose probe shrinks by less than this fraction is stored (deflate level 0: copied in stored blocks).
  * Random or already compressed data (archives, media, encrypted files) costs zlib about 20 ms per MiB and core and
@@ -36,10 +36,32 @@ const PROBE = 64 * 1024;
  */
 const MIN_SAVING = 0.1;
 
+/** Largest payload of one stored deflate block (its LEN field is 16 bits). */
+const STORED_MAX = 0xffff;
+
+/**
+ * `block` as stored deflate blocks: for each piece a header byte (BFINAL, BTYPE 00; the stream is byte-aligned after
+ * every block this class emits), LEN and its one's complement, then the bytes as they are.
+ */
+function storedBlocks(block: Buffer, final: boolean): Buffer {
+  const pieces = Math.max(1, Math.ceil(block.length / STORED_MAX));
+  const out = Buffer.allocUnsafe(block.length + 5 * pieces);
+  let at = 0;
+  for (let i = 0; i < pieces; i++) {
+    const piece = block.subarray(i * STORED_MAX, (i + 1) * STORED_MAX);
+    out[at] = final && i === pieces - 1 ? 1 : 0;
+    out.writeUInt16LE(piece.length, at + 1);
+    out.writeUInt16LE(~piece.length & 0xffff, at + 3);
+    piece.copy(out, at + 5);
+    at += 5 + piece.length;
+  }
+  return out;
+}
+
 async function deflateBlock(block: Buffer, opts: ZlibOptions): Promise<Buffer> {
   if ((opts.level ?? 6) > 0 && block.length >= 2 * PROBE) {
     const probe = await deflateRawAsync(block.subarray(0, PROBE), { level: 1 });
-    if (probe.length > PROBE * (1 - MIN_SAVING)) return deflateRawAsync(block, { ...opts, level: 0 });
+    if (probe.length > PROBE * (1 - MIN_SAVING)) return storedBlocks(block, opts.finishFlush === zc.Z_FINISH);
   }
   return deflateRawAsync(block, opts);
 }

@@ -113,11 +113,19 @@ describe('createParallelGzip', () => {
     const textAlone = await gzip(text, { level: 6, blockSize });
     assert.ok(out.length < noise.length + textAlone.length + 1024, `${out.length}`);
     assert.ok(out.length > noise.length, `${out.length}`);
-    // Stored without trying (zlib level 0): the first deflate block after the 10-byte gzip header is a stored one
-    // (BTYPE 00) of the largest size; zlib's own fallback after deflating random data stores 16 KiB blocks.
+    // Stored without trying: the first deflate block after the 10-byte gzip header is a stored one (BTYPE 00) of
+    // the largest size; zlib's own fallback after deflating random data stores 16 KiB blocks.
     assert.equal(out[10]! & 0b110, 0);
     assert.equal(out.readUInt16LE(11), 65_535);
     assert.notEqual(textAlone[10]! & 0b110, 0);
+  });
+
+  it('a stream that ends in a stored block ends it as the final one; gzip -t accepts it', async () => {
+    const noise = randomBytes(3 * 512 * 1024 + 200_000);
+    const out = await gzip(noise, { level: 6 });
+    assert.equal(sha(gunzipSync(out)), sha(noise));
+    const r = spawnSync('gzip', ['-t'], { input: out });
+    assert.equal(r.status, 0, r.stderr.toString());
   });
 
   it('honours the level', async () => {
