@@ -439,8 +439,12 @@ export class Builder {
                 ? { env: ins.runEnv, user: c.User ?? '', workdir: c.WorkingDir ?? '', shell }
                 : { user: c.User ?? '', workdir: c.WorkingDir ?? '' },
           };
-          key = cacheKey(material);
-          const hit = run.opts.noCache ? undefined : await this.#cacheHit(key);
+          // COPY --link / ADD --link: the layer is made on an empty root, so it does not depend on the parent's files;
+          // it is cached by everything but the parent (a new base reuses it), and the state after it by both.
+          const linked = (e.kind === 'COPY' || e.kind === 'ADD') && e.link;
+          const layerKey = linked ? cacheKey({ ...material, parent: 'link' }) : undefined;
+          key = layerKey ? cacheKey({ parent: state.key, instruction: { link: layerKey } }) : cacheKey(material);
+          const hit = run.opts.noCache ? undefined : await this.#cacheHit(layerKey ?? key);
           // Where this step stood last time (same Dockerfile, stage and position): what --explain-cache compares.
           const place = `${run.opts.dockerfile.path}\0${label}\0${i}`;
           const now: StepInputs = {
@@ -470,13 +474,16 @@ export class Builder {
             } else if (e.kind === 'COPY' || e.kind === 'ADD') {
               plan ??= await this.#planCopy(run, e, results, ins);
               const p = plan;
-              layer = await this.#fileStep(run, state, false, (rootfs) => this.#copy(run, rootfs, state, e, p));
+              const copy = (rootfs: string) => this.#copy(run, rootfs, state, e, p);
+              layer = linked
+                ? await this.#fileStep(run, { ...state, layers: [] }, false, copy, state.layers)
+                : await this.#fileStep(run, state, false, copy);
             } else {
               layer = await this.#fileStep(run, state, false, async (rootfs) => {
                 await mkdirInRoot(rootfs, workdir!, await userIn(rootfs, c.User));
               });
             }
-            await this.#cache.put(key, layer ? { layer } : {});
+            await this.#cache.put(layerKey ?? key, layer ? { layer } : {});
             run.ran++;
           }
         } finally {
@@ -684,10 +691,14 @@ export class Builder {
     state: State,
     withInit: boolean,
     mutate: (rootfs: string, bundle: string) => Promise<void>,
+    /** The layers the new one goes on in the image, when not the ones it is made on (COPY --link: none). */
+    stackOn: BuiltLayer[] = state.layers,
   ): Promise<BuiltLayer | undefined> {
     const s = this.#d.snapshots;
-    await this.#unpack(state.layers, run.opts.signal);
+    await this.#unpack(stackOn, run.opts.signal);
+    if (stackOn !== state.layers) await this.#unpack(state.layers, run.opts.signal);
     const ids = chainIds(state.layers.map((l) => l.diffId));
+    const stackIds = chainIds(stackOn.map((l) => l.diffId));
     const key = `build-${randomBytes(8).toString('hex')}`;
     const bundle = join(this.#d.root, 'tmp', key);
     await makeOwnedDir(bundle);
@@ -739,8 +750,9 @@ export class Builder {
         throw err;
       }
       if (src.kind === 'overlay-upper') {
-        const name = chainIds([...state.layers.map((l) => l.diffId), layer.diffId]).at(-1)!;
-        const opts = { size: uncompressed, ...(ids.length > 0 ? { parent: ids.at(-1)! } : {}) };
+        // (A --link layer, made on an empty root, holds no whiteouts: as it is, it is also its snapshot on stackOn.)
+        const name = chainIds([...stackOn.map((l) => l.diffId), layer.diffId]).at(-1)!;
+        const opts = { size: uncompressed, ...(stackIds.length > 0 ? { parent: stackIds.at(-1)! } : {}) };
         await s.commitUpper(key, name, opts);
       }
       return layer;
@@ -1026,8 +1038,14 @@ export class Builder {
     const c = state.config.config ?? {};
     const attrs: CopyAttributes = {};
     if (e.chown) {
-      const passwd = (await readFileInRoot(rootfs, '/etc/passwd')) ?? '';
-      const group = (await readFileInRoot(rootfs, '/etc/group')) ?? '';
+      if (e.link && !/^(\d+|root)(:(\d+|root))?$/.test(e.chown)) {
+        throw new StrataError('INVALID_ARGUMENT', `${e.kind} --link --chown=${e.chown}: names cannot be resolved`, {
+          hint: 'a linked layer is made without the image, so its /etc/passwd is not there: give numeric ids (--chown=1000:1000)',
+        });
+      }
+      // (a linked layer's root has no /etc/passwd: "root" is 0, as everywhere)
+      const passwd = (await readFileInRoot(rootfs, '/etc/passwd')) ?? 'root:x:0:0::/:/bin/sh\n';
+      const group = (await readFileInRoot(rootfs, '/etc/group')) ?? 'root:x:0:\n';
       const u = resolveUser(e.chown, passwd, group);
       attrs.uid = u.uid;
       attrs.gid = u.gid;

@@ -469,6 +469,44 @@ describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-
     assert.match(missing.stderr, /secret nope is required/);
   });
 
+  it('COPY --link: a new base reuses the layer (CACHED), the image has both; --chown by name is refused', async () => {
+    const dir = join(work.path, 'link');
+    await mkdir(join(dir, 'files'), { recursive: true });
+    await writeFile(join(dir, 'files', 'a.txt'), 'linked\n');
+    await writeFile(join(dir, 'base.Dockerfile'), 'FROM busybox\nRUN echo other-base > /base-marker\n');
+    assert.equal(
+      (await strata(root, ['build', '-q', '-t', 'link-base:1', '-f', join(dir, 'base.Dockerfile'), dir])).code,
+      0,
+    );
+    await writeFile(
+      join(dir, 'Dockerfile'),
+      'ARG BASE=busybox\nFROM $BASE\nCOPY --link --chown=7:8 files/ /app/\nRUN cat /app/a.txt > /app/seen\n',
+    );
+    const first = await build(root, ['-t', 'link:1', dir]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.deepEqual(first.cached, []);
+    const second = await build(root, ['--build-arg', 'BASE=link-base:1', '-t', 'link:2', dir]);
+    assert.equal(second.code, 0, second.stderr);
+    assert.deepEqual(second.cached, ['COPY --link --chown=7:8 files/ /app/'], 'the linked layer came from the cache');
+    assert.deepEqual(second.ran, ['RUN cat /app/a.txt > /app/seen']);
+    const l1 = (await inspect(root, 'link:1')).RootFS.Layers;
+    const l2 = (await inspect(root, 'link:2')).RootFS.Layers;
+    assert.equal(l1[1], l2[2], 'the same COPY layer on both bases');
+    const out = await strata(root, [
+      'run',
+      '--rm',
+      'link:2',
+      'sh',
+      '-c',
+      'cat /base-marker /app/seen; stat -c "%u:%g" /app/a.txt',
+    ]);
+    assert.equal(out.stdout, 'other-base\nlinked\n7:8\n', out.stderr);
+    await writeFile(join(dir, 'Dockerfile'), 'FROM busybox\nCOPY --link --chown=nobody files/ /app/\n');
+    const named = await build(root, [dir]);
+    assert.notEqual(named.code, 0);
+    assert.match(named.stderr, /--link --chown=nobody: names cannot be resolved[\s\S]*numeric ids/);
+  });
+
   it('RUN --mount: a writable bind throws its writes away; an ssh agent is relayed; symbolic --chmod', async () => {
     const dir = join(work.path, 'more-mounts');
     await cp(join(fixtures, 'app'), dir, { recursive: true });
