@@ -661,7 +661,7 @@ export class Builder {
     return {
       rootfs,
       release: async () => {
-        await this.#d.snapshots.unmount(rootfs).catch(() => {});
+        await this.#d.snapshots.unmount(rootfs, key).catch(() => {});
         await this.#d.snapshots.removeActive(key);
         await rm(dir, { recursive: true, force: true });
       },
@@ -702,22 +702,23 @@ export class Builder {
     const key = `build-${randomBytes(8).toString('hex')}`;
     const bundle = join(this.#d.root, 'tmp', key);
     await makeOwnedDir(bundle);
-    let parent: string | undefined = ids.at(-1);
-    const init = `${key}-init`;
+    const parent: string | undefined = ids.at(-1);
     try {
+      // RUN's mount points (/proc, /etc/hosts...) where the image lacks them: a plain directory in the step's own
+      // directory, the topmost lower, so they never reach the upper (the layer).
+      const extraLowers: string[] = [];
       if (withInit) {
-        const dir = await s.prepare(`${init}-prep`, parent);
-        const lowers = parent ? (await s.chain(parent)).map((c) => s.fsDir(c.name)) : [];
-        await writeInitLayer(dir, lowers);
-        await s.commit(init, `${init}-prep`);
-        parent = init;
+        const init = join(bundle, 'init');
+        await mkdir(init, { mode: 0o755 });
+        await writeInitLayer(init, parent ? (await s.chain(parent)).map((c) => s.fsDir(c.name)) : []);
+        extraLowers.push(init);
       }
-      await s.prepareActive(key, parent, { labels: ownerLabels('step') });
+      await s.prepareActive(key, parent, { labels: ownerLabels('step'), extraLowers });
       const rootfs = await s.mountActive(key, join(bundle, 'rootfs'));
       try {
         await mutate(rootfs, bundle);
       } finally {
-        await s.unmount(rootfs);
+        await s.unmount(rootfs, key);
       }
       const src = await s.layerSource(key);
       const packOpts = { compression: 'gzip' as const, mediaType: 'oci' as const, sourceDateEpoch: run.epoch };
@@ -758,10 +759,6 @@ export class Builder {
       return layer;
     } finally {
       await s.removeActive(key).catch(() => {});
-      if (withInit) {
-        await s.remove(init).catch(() => {});
-        await s.remove(`${init}-prep`).catch(() => {});
-      }
       await rm(bundle, { recursive: true, force: true });
     }
   }

@@ -390,7 +390,7 @@ export class ContainerManager {
       });
       await writeFileAtomic(paths.spec, JSON.stringify(spec, null, 2));
     } catch (err) {
-      await this.#o.snapshots.unmount(paths.rootfs).catch(() => {});
+      await this.#o.snapshots.unmount(paths.rootfs, rec.snapshotKey).catch(() => {});
       throw err;
     }
   }
@@ -577,7 +577,7 @@ export class ContainerManager {
     const paths = this.store.paths(id);
     const rt = await this.#runtime(rec.hostConfig.runtime).catch(() => undefined);
     await rt?.delete(id, { force: true }).catch(() => {});
-    await this.#o.snapshots.unmount(paths.rootfs).catch(() => {});
+    await this.#o.snapshots.unmount(paths.rootfs, rec.snapshotKey).catch(() => {});
     const finishedAt = new Date().toISOString();
     const next = await this.store.update(id, (r) => {
       const { monitorPid: _p, monitorStart: _s, error: _e, ...rest } = r.state;
@@ -944,7 +944,7 @@ export class ContainerManager {
       await packed.info;
     } finally {
       if (temp) {
-        await this.#o.snapshots.unmount(temp).catch(() => {});
+        await this.#o.snapshots.unmount(temp, rec.snapshotKey).catch(() => {});
         await rm(temp, { recursive: true, force: true }).catch(() => {});
       }
     }

@@ -56,6 +56,8 @@ interface ActiveState {
   mode: ActiveMode;
   /** Lower directories are linked as `l/<i>` so that lowerdir= stays short whatever the root path and depth. */
   layers: number;
+  /** Plain directories above the parent chain (topmost first), owned by the caller: a build step's init layer. */
+  extra?: string[];
 }
 
 const STATE = 'active.json';
@@ -150,10 +152,10 @@ async function snapshotOf(s: Snapshotter, info: SnapshotInfo): Promise<ActiveSna
   const dir = dirOf(s, info.name);
   const state = await readJson<ActiveState>(join(dir, STATE));
   if (!state) return undefined; // an extract-/import- key of the layer unpacker, not a rootfs
-  let lowerDirs: string[] = [];
+  let lowerDirs: string[] = [...(state.extra ?? [])];
   let problem: string | undefined;
   try {
-    if (info.parent !== undefined) lowerDirs = (await s.chain(info.parent)).map((c) => s.fsDir(c.name));
+    if (info.parent !== undefined) lowerDirs.push(...(await s.chain(info.parent)).map((c) => s.fsDir(c.name)));
   } catch (err) {
     problem = `its layer chain is broken: ${(err as Error).message}`;
   }
@@ -209,7 +211,7 @@ export async function prepareActive(
   s: Snapshotter,
   key: string,
   parent: string | undefined,
-  opts: { labels?: Record<string, string>; mode?: ActiveMode } = {},
+  opts: { labels?: Record<string, string>; mode?: ActiveMode; extraLowers?: string[] } = {},
 ): Promise<ActiveSnapshot> {
   if (key === '' || /^(extract|import)-/.test(key)) {
     throw new StrataError('INVALID_ARGUMENT', `"${key}" cannot name an active snapshot`, {
@@ -229,7 +231,8 @@ export async function prepareActive(
   if (await s.stat(key)) throw new StrataError('ALREADY_EXISTS', `snapshot key ${key} already exists`);
   const mode = opts.mode ?? (await activeMode(s));
   const dir = dirOf(s, key);
-  const lowerDirs = lowers.map((l) => s.fsDir(l.name));
+  const extra = opts.extraLowers ?? [];
+  const lowerDirs = [...extra, ...lowers.map((l) => s.fsDir(l.name))];
   await rm(dir, { recursive: true, force: true });
   try {
     await mkdir(join(dir, 'fs'), { recursive: true, mode: 0o755 });
@@ -241,7 +244,7 @@ export async function prepareActive(
     } else {
       await copyChain(lowerDirs, join(dir, 'fs'));
     }
-    const state: ActiveState = { mode, layers: Math.max(1, lowerDirs.length) };
+    const state: ActiveState = { mode, layers: Math.max(1, lowerDirs.length), ...(extra.length ? { extra } : {}) };
     await writeFileAtomic(join(dir, STATE), JSON.stringify(state));
     const info: SnapshotInfo = { name: key, kind: 'active', created: new Date().toISOString() };
     if (parent !== undefined) info.parent = parent;
@@ -360,12 +363,16 @@ export async function mountActive(s: Snapshotter, key: string, target: string): 
   return point;
 }
 
-/** Unmount `target` and forget it in the active snapshot that recorded it. Returns whether it was mounted. */
-export async function unmountActive(s: Snapshotter, target: string): Promise<boolean> {
+/**
+ * Unmount `target` and forget it in the active snapshot that recorded it (`key`'s when the caller knows it, else
+ * whichever lists it: a walk of every snapshot). Returns whether it was mounted.
+ */
+export async function unmountActive(s: Snapshotter, target: string, key?: string): Promise<boolean> {
   const point = await canonicalPath(target);
   const was = await unmount(point);
-  for (const a of await listActive(s)) {
-    if (a.mountTargets.includes(point)) await updateTargets(a, (t) => t.filter((x) => x !== point));
+  const owners = key !== undefined ? [await getActive(s, key)] : await listActive(s);
+  for (const a of owners) {
+    if (a?.mountTargets.includes(point)) await updateTargets(a, (t) => t.filter((x) => x !== point));
   }
   return was;
 }

@@ -180,7 +180,7 @@ export class Snapshotter {
   prepareActive(
     key: string,
     parentChainId: string | undefined,
-    opts: { labels?: Record<string, string>; mode?: ActiveMode } = {},
+    opts: { labels?: Record<string, string>; mode?: ActiveMode; extraLowers?: string[] } = {},
   ): Promise<ActiveSnapshot> {
     return prepareActive(this, key, parentChainId, opts);
   }
@@ -203,9 +203,12 @@ export class Snapshotter {
     return mountActive(this, key, target);
   }
 
-  /** Unmount `target` (whatever is mounted there); returns whether something was. */
-  unmount(target: string): Promise<boolean> {
-    return unmountActive(this, target);
+  /**
+   * Unmount `target` (whatever is mounted there); returns whether something was. `key`, the snapshot mounted
+   * there, spares a walk of every snapshot to find the one that recorded the mount.
+   */
+  unmount(target: string, key?: string): Promise<boolean> {
+    return unmountActive(this, target, key);
   }
 
   /** Unmount `key` wherever it is mounted and delete it; false if it did not exist. */
