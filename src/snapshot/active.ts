@@ -152,7 +152,7 @@ async function snapshotOf(s: Snapshotter, info: SnapshotInfo): Promise<ActiveSna
   const dir = dirOf(s, info.name);
   const state = await readJson<ActiveState>(join(dir, STATE));
   if (!state) return undefined; // an extract-/import- key of the layer unpacker, not a rootfs
-  let lowerDirs: string[] = [...(state.extra ?? [])];
+  const lowerDirs: string[] = [...(state.extra ?? [])];
   let problem: string | undefined;
   try {
     if (info.parent !== undefined) lowerDirs.push(...(await s.chain(info.parent)).map((c) => s.fsDir(c.name)));
