@@ -681,7 +681,7 @@ export class Builder {
   }
 
   /**
-   * A step that changes files: an overlay over the stage's layers (with an init layer of mount points under it for
+   * A step that changes files: an overlay over the stage's layers (with the mount points as the topmost lower for
    * RUN, so they never reach the layer), `mutate` on the mounted root, then the upper directory as the new layer;
    * undefined when nothing changed (an empty layer, as BuildKit omits). The upper is packed into the layer blob and
    * then, renamed, becomes the layer's snapshot: the next step mounts it without unpacking what was just packed.
