@@ -6,7 +6,9 @@
 // Run: `npm run bench -- build` or `node dist/bench/build.js`. Needs root, runc, busybox-static; docker.io, buildah
 // and debootstrap are used when installed (the Debian workload needs debootstrap and Debian's archive).
 // BENCH_RUNS (default 3) sets the repetitions, BENCH_BUILD_WORKLOADS=small,large,multistage,debian picks workloads; STRATA_BENCH_DEBIAN_CACHE=1 keeps the Debian rootfs in
-// /var/tmp/strata-bench-debian for later runs (a valid one there is always reused).
+// /var/tmp/strata-bench-debian for later runs (a valid one there is always reused). BENCH_VERBOSE=1 prints every
+// build's time on stderr as it finishes: on a VM whose disk slows down with file churn, the spread matters as much as
+// the median.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
