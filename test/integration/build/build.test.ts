@@ -471,16 +471,10 @@ describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-
 
   it('COPY --link: a new base reuses the layer (CACHED), the image has both; --chown by name is refused', async () => {
     const dir = join(work.path, 'link');
-    await mkdir(join(dir, 'files'), { recursive: true });
-    await writeFile(join(dir, 'files', 'a.txt'), 'linked\n');
-    await writeFile(join(dir, 'base.Dockerfile'), 'FROM busybox\nRUN echo other-base > /base-marker\n');
+    await cp(join(fixtures, 'link'), dir, { recursive: true });
     assert.equal(
       (await strata(root, ['build', '-q', '-t', 'link-base:1', '-f', join(dir, 'base.Dockerfile'), dir])).code,
       0,
-    );
-    await writeFile(
-      join(dir, 'Dockerfile'),
-      'ARG BASE=busybox\nFROM $BASE\nCOPY --link --chown=7:8 files/ /app/\nRUN cat /app/a.txt > /app/seen\n',
     );
     const first = await build(root, ['-t', 'link:1', dir]);
     assert.equal(first.code, 0, first.stderr);
@@ -501,20 +495,15 @@ describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-
       'cat /base-marker /app/seen; stat -c "%u:%g" /app/a.txt',
     ]);
     assert.equal(out.stdout, 'other-base\nlinked\n7:8\n', out.stderr);
-    await writeFile(join(dir, 'Dockerfile'), 'FROM busybox\nCOPY --link --chown=nobody files/ /app/\n');
-    const named = await build(root, [dir]);
+    const named = await build(root, ['-f', join(dir, 'named.Dockerfile'), dir]);
     assert.notEqual(named.code, 0);
     assert.match(named.stderr, /--link --chown=nobody: names cannot be resolved[\s\S]*numeric ids/);
   });
 
   it('RUN --mount: a writable bind throws its writes away; an ssh agent is relayed; symbolic --chmod', async () => {
-    const dir = join(work.path, 'more-mounts');
-    await cp(join(fixtures, 'app'), dir, { recursive: true });
-    await mkdir(join(dir, 'signal'));
-    await writeFile(join(dir, 'mode.txt'), 'm\n', { mode: 0o666 });
-    await chmod(join(dir, 'mode.txt'), 0o666);
-    await mkdir(join(dir, 'tree', 'inner'), { recursive: true });
-    await writeFile(join(dir, 'tree', 'inner', 'f'), 'f\n');
+    const dir = join(work.path, 'mounts-more');
+    await cp(join(fixtures, 'mounts-more'), dir, { recursive: true });
+    await chmod(join(dir, 'mode.txt'), 0o666); // (git keeps no such mode)
     // A real ssh-agent holding a fresh key; the step waits until this test has spoken to the agent through the
     // socket the build made for it.
     const key = join(work.path, 'id_test');
@@ -524,23 +513,6 @@ describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-
     try {
       for (let i = 0; i < 100 && !existsSync(agentSock); i++) await new Promise((r) => setTimeout(r, 50));
       execFileSync('ssh-add', ['-q', key], { env: { ...process.env, SSH_AUTH_SOCK: agentSock }, stdio: 'ignore' });
-      await writeFile(
-        join(dir, 'Dockerfile'),
-        [
-          'FROM busybox',
-          'RUN --mount=type=bind,source=sub,target=/ctx,rw echo changed > /ctx/s.txt && rm /ctx/gone.txt \\',
-          '    && cat /ctx/s.txt > /rw-seen && ls /ctx >> /rw-seen',
-          'RUN --mount=type=ssh,mode=0660,uid=5 --mount=type=bind,source=signal,target=/signal \\',
-          '    stat -c "%F %a %u" "$SSH_AUTH_SOCK" > /ssh-info && echo "$SSH_AUTH_SOCK" >> /ssh-info \\',
-          '    && i=0 && while [ ! -e /signal/checked ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done',
-          'COPY --chmod=u+x,go-w mode.txt /modes/a',
-          'COPY --chmod=go-rx,u+X tree/ /modes/tree/',
-          'COPY --chmod=u=rw,go= <<EOF /modes/h',
-          'heredoc',
-          'EOF',
-          '',
-        ].join('\n'),
-      );
       const building = strata(root, ['build', '--ssh', `default=${agentSock}`, '-t', 'more:1', dir]);
       // The relay socket appears in the step's directory; ask the agent for its keys through it.
       let answer = '';
@@ -584,8 +556,7 @@ describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-
       '3',
     ]);
     // a required agent that was not given
-    await writeFile(join(dir, 'Dockerfile'), 'FROM busybox\nRUN --mount=type=ssh,required=true true\n');
-    const missing = await strata(root, ['build', dir]);
+    const missing = await strata(root, ['build', '-f', join(dir, 'ssh-required.Dockerfile'), dir]);
     assert.notEqual(missing.code, 0);
     assert.match(missing.stderr, /ssh agent default is required but was not given[\s\S]*--ssh default/);
   });
