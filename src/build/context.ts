@@ -274,7 +274,9 @@ export class FileHashCache {
     return h;
   }
 
+  /** Writes the hashes this build used, unless they are exactly the ones loaded (a rebuild with no change). */
   async save(): Promise<void> {
+    if (this.#used.size === this.#old.size && [...this.#used.keys()].every((k) => this.#old.has(k))) return;
     await mkdir(dirname(this.#file), { recursive: true });
     await writeFileAtomic(this.#file, JSON.stringify(Object.fromEntries(this.#used)));
   }
