@@ -16,5 +16,5 @@
  */
 export type { ActiveLayerSource, ActiveMode, ActiveSnapshot } from './active.js';
 export type { Change, ChangeKind } from './diff.js';
-export { isMounted, type Mount, type MountInfo, mountAt, readMountInfo } from './mount.js';
+export { isMounted, type Mount, type MountInfo, mountAt, mountsUnder, readMountInfo } from './mount.js';
 export { type SnapshotInfo, Snapshotter } from './snapshotter.js';
