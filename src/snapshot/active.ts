@@ -431,10 +431,15 @@ export async function commitActiveUpper(
       hint: 'pack it with layerSource() and unpack the layer instead',
     });
   }
+  // One read of the mount table: an overlay using the upper anywhere, or anything mounted inside the snapshot.
+  const dir = await canonicalPath(a.dir);
   const mounted = (await readMountInfo()).some(
-    (m) => m.fsType === 'overlay' && m.superOptions.split(',').includes(`upperdir=${a.upperDir}`),
+    (m) =>
+      (m.fsType === 'overlay' && m.superOptions.split(',').includes(`upperdir=${a.upperDir}`)) ||
+      m.mountPoint === dir ||
+      m.mountPoint.startsWith(`${dir}/`),
   );
-  if (mounted || (await mountsUnder(a.dir)).length > 0) {
+  if (mounted) {
     throw new StrataError('FAILED_PRECONDITION', `snapshot ${key} is still mounted and cannot be committed`);
   }
   if (opts.parent !== undefined && (await s.stat(opts.parent))?.kind !== 'committed') {
