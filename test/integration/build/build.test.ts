@@ -555,6 +555,13 @@ describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-
       '/modes/h 600',
       '3',
     ]);
+    // --ssh naming something that is no agent socket: a clear error before anything is built
+    const noSocket = await strata(root, ['build', '--ssh', `default=${join(work.path, 'no-such.sock')}`, dir]);
+    assert.equal(noSocket.code, 1, noSocket.stderr);
+    assert.match(noSocket.stderr, /--ssh default: cannot use .*no-such\.sock: ENOENT/);
+    const keyFile = await strata(root, ['build', '--ssh', `default=${key}`, dir]);
+    assert.notEqual(keyFile.code, 0);
+    assert.match(keyFile.stderr, /is not an agent socket \(key files are not supported\)[\s\S]*ssh-add/);
     // a required agent that was not given
     const missing = await strata(root, ['build', '-f', join(dir, 'ssh-required.Dockerfile'), dir]);
     assert.notEqual(missing.code, 0);
