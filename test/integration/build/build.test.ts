@@ -226,7 +226,7 @@ describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-
     const r = await strata(root, ['build', '--progress', 'tty', '-t', 'app:1', app]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /\[\+\] Building [\d.]+s \(\d+\/\d+\) FINISHED/);
-    assert.match(r.stderr, / => CACHED \[base \d+\/22\] COPY hello\.txt \.\/ +0\.0s/);
+    assert.match(r.stderr, / => CACHED \[base \d+\/22\] COPY hello\.txt \.\/ +\d+\.\ds\x1b\[K$/m);
     assert.match(r.stderr, /\x1b\[K/);
     const bad = await strata(root, ['build', '--progress', 'fancy', app]);
     assert.notEqual(bad.code, 0);
