@@ -129,7 +129,7 @@ async function snapshotCli(work: string): Promise<string> {
   cpSync(distBin, join(dir, 'bin'), { recursive: true });
   symlinkSync(join(repo, 'node_modules'), join(dir, 'node_modules'));
   const copy = join(dir, 'bin', 'strata.mjs');
-  await must(process.execPath, [copy, '--version']);
+  await must(copy, ['--version']);
   return copy;
 }
 
@@ -271,11 +271,11 @@ function strataTool(root: string): Tool {
   const env = { STRATA_ROOT: root };
   return {
     name: 'strata',
-    build: (ctx, tag) => exec(process.execPath, [cli, 'build', '--network', 'host', '-t', tag, ctx], env),
+    build: (ctx, tag) => exec(cli, ['build', '--network', 'host', '-t', tag, ctx], env),
     reset: async (tag) => {
-      await exec(process.execPath, [cli, 'rmi', tag], env);
-      await must(process.execPath, [cli, 'builder', 'prune', '-f'], env);
-      await must(process.execPath, [cli, 'image', 'prune', '-f'], env);
+      await exec(cli, ['rmi', tag], env);
+      await must(cli, ['builder', 'prune', '-f'], env);
+      await must(cli, ['image', 'prune', '-f'], env);
     },
   };
 }
@@ -467,19 +467,15 @@ async function bench(): Promise<string> {
     await must('bash', [join(repo, 'scripts/busybox-rootfs.sh'), rootfs]);
     const strataRoot = join(work, 'strata-root');
     const senv = { STRATA_ROOT: strataRoot };
-    await must(process.execPath, [cli, 'import', '--change', 'CMD ["sh"]', rootfs, 'busybox:latest'], senv);
+    await must(cli, ['import', '--change', 'CMD ["sh"]', rootfs, 'busybox:latest'], senv);
     const archives: Record<string, string> = { busybox: join(work, 'busybox.tar') };
-    await must(process.execPath, [cli, 'save', '-o', archives['busybox']!, 'busybox:latest'], senv);
+    await must(cli, ['save', '-o', archives['busybox']!, 'busybox:latest'], senv);
     const wantDebian = !process.env['BENCH_BUILD_WORKLOADS'] || process.env['BENCH_BUILD_WORKLOADS'].includes('debian');
     const debian = wantDebian ? await debianRootfs(work, notes) : undefined;
     if (debian) {
-      const imp = await must(
-        process.execPath,
-        [cli, 'import', '--change', 'CMD ["bash"]', debian, 'bench-debian:bookworm'],
-        senv,
-      );
+      const imp = await must(cli, ['import', '--change', 'CMD ["bash"]', debian, 'bench-debian:bookworm'], senv);
       archives['debian'] = join(work, 'debian.tar');
-      await must(process.execPath, [cli, 'save', '-o', archives['debian'], 'bench-debian:bookworm'], senv);
+      await must(cli, ['save', '-o', archives['debian'], 'bench-debian:bookworm'], senv);
       notes.push(
         `Debian base: \`strata import\` of the rootfs took ${imp.seconds.toFixed(1)} s (not timed in the table).`,
       );
@@ -592,7 +588,7 @@ async function bench(): Promise<string> {
     const version = async (file: string, args: string[], env: Record<string, string> = {}): Promise<string> =>
       lastLine((await exec(file, args, env)).stdout) || '?';
     const dockerEnv = { DOCKER_HOST: `unix://${join(work, 'docker', 'docker.sock')}` };
-    const versions = [`strata ${await version(process.execPath, [cli, '--version'])}`];
+    const versions = [`strata ${await version(cli, ['--version'])}`];
     if (tools.some((t) => t.name === 'docker')) {
       const client = await version(DOCKER_CLIENT, ['version', '--format', '{{.Client.Version}}'], dockerEnv);
       const server = await version(DOCKER_CLIENT, ['version', '--format', '{{.Server.Version}}'], dockerEnv);

@@ -53,9 +53,9 @@ async function bench(): Promise<string> {
     execFileSync('bash', [join(repo, 'scripts/busybox-rootfs.sh'), rootfs], { stdio: 'ignore' });
     const root = join(work, 'strata-root');
     const env = { STRATA_ROOT: root };
-    timedRun(process.execPath, [cli, 'import', '--change', 'CMD ["sh"]', rootfs, 'busybox:latest'], env);
+    timedRun(cli, ['import', '--change', 'CMD ["sh"]', rootfs, 'busybox:latest'], env);
     const archive = join(work, 'busybox.tar');
-    timedRun(process.execPath, [cli, 'save', '-o', archive, 'busybox:latest'], env);
+    timedRun(cli, ['save', '-o', archive, 'busybox:latest'], env);
 
     // The bare runtime: runc's default spec (its own namespaces, no network) over a plain copy of the rootfs.
     const bundle = join(work, 'bundle');
@@ -72,7 +72,7 @@ async function bench(): Promise<string> {
       {
         name: 'strata',
         label: '`strata run --rm busybox true`',
-        run: () => timedRun(process.execPath, [cli, 'run', '--rm', 'busybox', 'true'], env),
+        run: () => timedRun(cli, ['run', '--rm', 'busybox', 'true'], env),
       },
       {
         name: 'runc',
@@ -130,7 +130,7 @@ async function bench(): Promise<string> {
     for (const t of tools) t.run(-1 - tools.indexOf(t)); // warm caches once
     for (let i = 0; i < RUNS; i++) {
       for (const t of tools) times.get(t.name)!.push(t.run(i));
-      startup.strata.push(timedRun(process.execPath, [cli, '--version']));
+      startup.strata.push(timedRun(cli, ['--version']));
       startup.node.push(timedRun(process.execPath, ['-e', '0']));
     }
     const strataMs = median(times.get('strata')!);

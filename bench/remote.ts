@@ -110,7 +110,7 @@ async function bench(): Promise<string> {
   try {
     const layout = makeLayout(work);
     const root = join(work, 'strata-root');
-    const strata = (args: string[]): void => run(process.execPath, [cli, ...args], { STRATA_ROOT: root });
+    const strata = (args: string[]): void => run(cli, [...args], { STRATA_ROOT: root });
     run('tar', ['-C', layout, '-cf', join(work, 'layout.tar'), '.']);
     strata(['load', '-q', '-i', join(work, 'layout.tar')]);
     rmSync(join(work, 'layout.tar'));
@@ -136,9 +136,7 @@ async function bench(): Promise<string> {
             results.secondPush.push(timed(() => strata(['push', '-q', ref])));
             const pullRoot = join(work, `pull-${i}`);
             run('sync', []);
-            results.strataPull.push(
-              timed(() => run(process.execPath, [cli, 'pull', '-q', ref], { STRATA_ROOT: pullRoot })),
-            );
+            results.strataPull.push(timed(() => run(cli, ['pull', '-q', ref], { STRATA_ROOT: pullRoot })));
             rmSync(pullRoot, { recursive: true, force: true });
             strata(['rmi', ref]);
           } else {

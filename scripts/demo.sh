@@ -20,7 +20,7 @@ npm run build --silent
 work=$(mktemp -d /tmp/strata-demo.XXXXXX)
 regpid=
 trap '[ -n "$regpid" ] && kill "$regpid" 2>/dev/null; rm -rf "$work"' EXIT
-strata() { node dist/bin/strata.mjs "$@"; }
+strata() { dist/bin/strata.mjs "$@"; }
 export STRATA_ROOT="$work/root"
 
 echo "== import a busybox base image"
@@ -33,8 +33,8 @@ strata save -o "$work/busybox.tar" busybox
 strata save --format oci -o "$work/busybox-oci.tar" busybox
 id=$(strata inspect --format '{{.Id}}' busybox)
 for f in busybox.tar busybox-oci.tar; do
-  STRATA_ROOT="$work/root-$f" node dist/bin/strata.mjs load -i "$work/$f"
-  got=$(STRATA_ROOT="$work/root-$f" node dist/bin/strata.mjs inspect --format '{{.Id}}' busybox)
+  STRATA_ROOT="$work/root-$f" dist/bin/strata.mjs load -i "$work/$f"
+  got=$(STRATA_ROOT="$work/root-$f" dist/bin/strata.mjs inspect --format '{{.Id}}' busybox)
   [ "$got" = "$id" ] || { echo "image ID changed through $f: $got != $id" >&2; exit 1; }
 done
 strata system df
@@ -53,7 +53,7 @@ strata commit -m "add a note" -c 'CMD ["/app/hello.sh"]' changer hello:2
 strata rm changer
 strata run --rm hello:2
 echo "== serve a registry, push both images, pull them into an empty root"
-node dist/bin/strata.mjs registry serve --addr 127.0.0.1:0 --root "$work/registry" --log-level info 2>"$work/registry.log" &
+dist/bin/strata.mjs registry serve --addr 127.0.0.1:0 --root "$work/registry" --log-level info 2>"$work/registry.log" &
 regpid=$!
 for _ in $(seq 50); do grep -q 'registry listening' "$work/registry.log" 2>/dev/null && break; sleep 0.1; done
 url=$(grep -o '"url":"[^"]*"' "$work/registry.log" | head -1 | cut -d'"' -f4)
@@ -64,7 +64,7 @@ strata push --progress plain "$reg/demo/hello:1"
 echo "== the second image shares every layer but one: only that one is uploaded"
 strata push --progress plain "$reg/demo/hello:2" | tee "$work/push2.log"
 [ "$(grep -c 'Layer already exists' "$work/push2.log")" -ge 5 ] || { echo "shared layers were uploaded again" >&2; exit 1; }
-pulled() { STRATA_ROOT="$work/root-pulled" node dist/bin/strata.mjs "$@"; }
+pulled() { STRATA_ROOT="$work/root-pulled" dist/bin/strata.mjs "$@"; }
 pulled pull --progress plain "$reg/demo/hello:1"
 echo "== pulling the second image downloads only its new layer"
 pulled pull --progress plain "$reg/demo/hello:2" | tee "$work/pull2.log"

@@ -8,7 +8,7 @@ import {
   listAttributesSync,
   removeAttributeSync,
   setAttributeSync,
-} from '@napi-rs/xattr';
+} from '../util/index.js';
 import { errnoCode, StrataError } from '../errors/index.js';
 
 /** overlayfs keeps its own state in trusted.overlay.* (opaque, redirect, origin...); it never belongs in a layer. */

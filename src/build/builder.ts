@@ -221,17 +221,15 @@ export class Builder {
 
   /**
    * What a killed build left: its step and view overlays (still mounted under tmp/), their init snapshots and
-   * directories, found by the owner recorded in the active snapshot's labels.
+   * directories, found by the owner recorded in each one's directory under tmp/ (owner.json).
    */
   async repair(): Promise<void> {
     const s = this.#d.snapshots;
     const tmp = join(this.#d.root, 'tmp');
     const dead = new Set<string>();
-    for (const a of await s.listActive()) {
-      if (a.labels?.['strata.build'] === undefined) continue;
-      const pid = Number(a.labels?.['strata.build.pid'] ?? 0);
-      if (!processAlive(pid, a.labels?.['strata.build.start'])) dead.add(a.key);
-    }
+    // A step's or view's active snapshot has the key of its directory under tmp/, made (with owner.json) before the
+    // snapshot is prepared and removed after it: the directories name every snapshot a dead build left, and reading
+    // them costs nothing like reading every snapshot's info.json (which grows with the store) at each build.
     for (const name of await readdir(tmp).catch(() => [] as string[])) {
       if (!/^build-(view-)?[0-9a-f]{16}$/.test(name)) continue;
       if (!(await ownerAlive(join(tmp, name)))) dead.add(name);
@@ -1108,15 +1106,36 @@ export class Builder {
     checksum: string | undefined,
     attrs: CopyAttributes,
   ): Promise<void> {
-    const res = await fetch(url, run.opts.signal ? { signal: run.opts.signal } : {});
-    if (!res.ok || !res.body) {
-      throw new StrataError('UNAVAILABLE', `ADD ${url}: HTTP ${res.status}`, { hint: 'check the URL' });
-    }
+    // undici's fetch (redirects followed) on strata's agent, which trusts the extra CA certificates the `strata`
+    // command deferred (src/remote/agent.ts); loaded here, not at start-up, as only ADD of a URL needs it.
+    const [{ fetch }, { httpAgent }] = await Promise.all([import('undici'), import('../remote/index.js')]);
+    const agent = httpAgent();
     const file = join(destDir, name ?? (posix.basename(new URL(url).pathname) || 'download'));
     const h = createHash('sha256');
-    const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
-    body.on('data', (d: Buffer) => h.update(d));
-    await pipeline(body, createWriteStream(file, { mode: 0o600 }));
+    try {
+      const res = await fetch(url, {
+        dispatcher: agent,
+        ...(run.opts.signal ? { signal: run.opts.signal } : {}),
+      }).catch((err: unknown) => {
+        if (run.opts.signal?.aborted) throw err;
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        const tls = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(cause?.code ?? '');
+        throw new StrataError('UNAVAILABLE', `ADD ${url}: ${cause?.message ?? (err as Error).message}`, {
+          cause: err,
+          hint: tls
+            ? "the server's certificate is not trusted: name its CA's PEM file in NODE_EXTRA_CA_CERTS"
+            : 'check the URL and that the server is reachable',
+        });
+      });
+      if (!res.ok || !res.body) {
+        throw new StrataError('UNAVAILABLE', `ADD ${url}: HTTP ${res.status}`, { hint: 'check the URL' });
+      }
+      const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+      body.on('data', (d: Buffer) => h.update(d));
+      await pipeline(body, createWriteStream(file, { mode: 0o600 }));
+    } finally {
+      await agent.close();
+    }
     const got = `sha256:${h.digest('hex')}`;
     if (checksum && checksum !== got) {
       await rm(file, { force: true });

@@ -93,8 +93,13 @@ export class BuildCache {
   }
 
   async putInputs(place: string, inputs: StepInputs): Promise<void> {
+    const path = this.#inputsPath(place);
+    // The key is made from everything recorded: a record starting with it needs no new write (nor fsync).
+    const old = await readFile(path, 'utf8').catch(() => undefined);
+    if (old?.startsWith(`{"key":${JSON.stringify(inputs.key)},`)) return;
     await mkdir(join(this.dir, 'inputs'), { recursive: true });
-    await writeFileAtomic(this.#inputsPath(place), JSON.stringify(inputs));
+    const { key, ...rest } = inputs;
+    await writeFileAtomic(path, JSON.stringify({ key, ...rest }));
   }
 
   /** `builder prune`: drop every record; returns how many there were. */

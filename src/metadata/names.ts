@@ -122,7 +122,12 @@ export class NameStore {
   }
 
   async #mutate(fn: (all: Descriptor[]) => Descriptor[]): Promise<void> {
-    await withLock(this.#indexPath, async () => this.#write(fn(await this.#read())));
+    await withLock(this.#indexPath, async () => {
+      const current = await this.#read();
+      const next = fn(current);
+      // Tagging an image with the name it has (a rebuild with no change) writes nothing.
+      if (JSON.stringify(next) !== JSON.stringify(current)) await this.#write(next);
+    });
   }
 }
 

@@ -5,6 +5,7 @@
  *   const t = createTransport('127.0.0.1:5000', { credentials: defaultCredentialStore() });
  *   const res = await t.request({ method: 'GET', path: '/v2/', scope: { name: 'app', actions: ['pull'] } });
  */
+export { DEFERRED_CA_ENV, deferredCaCertificates, httpAgent } from './agent.js';
 export { type HttpExchange, RegistryAuth, scopeStrings } from './auth.js';
 export {
   type AuthConfig,

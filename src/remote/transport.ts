@@ -18,7 +18,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { isIP } from 'node:net';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { httpAgent } from './agent.js';
 import { type ErrorEntry, parseErrorBody } from '../distribution/index.js';
 import { type ErrorCode, errnoCode, StrataError } from '../errors/index.js';
 import { type HttpExchange, RegistryAuth } from './auth.js';
@@ -346,8 +347,7 @@ export class Transport implements RegistryTransport {
     this.#maxRetries = opts.maxRetries ?? 5;
     this.#ownAgent = !opts.dispatcher;
     this.#agent =
-      opts.dispatcher ??
-      new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 300_000, connect: { timeout: 30_000 } });
+      opts.dispatcher ?? httpAgent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 300_000, connectTimeout: 30_000 });
     const exchange: HttpExchange = (url, init) => this.#exchange(url, init);
     this.#auth = new RegistryAuth({
       registry,

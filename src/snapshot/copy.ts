@@ -5,7 +5,7 @@ import type { BigIntStats } from 'node:fs';
 import { lstatSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { removeAttributeSync } from '@napi-rs/xattr';
+import { removeAttributeSync } from '../util/index.js';
 import { errnoCode, StrataError } from '../errors/index.js';
 import { isOpaqueDir, isWhiteout, OVERLAY_OPAQUE_XATTR } from './diff.js';
 

@@ -4,7 +4,7 @@ import type { BigIntStats } from 'node:fs';
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { getAttributeSync, listAttributesSync } from '@napi-rs/xattr';
+import { getAttributeSync, listAttributesSync } from '../util/index.js';
 import { errnoCode, StrataError } from '../errors/index.js';
 
 export type ChangeKind = 'A' | 'C' | 'D';

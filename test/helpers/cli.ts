@@ -9,14 +9,14 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Run the built CLI (`dist/bin/strata.mjs`) against a root, as a user would; never throws on a non-zero exit. */
+/** Run the built `strata` command (`dist/bin/strata.mjs`, executed as npm links it) against a root, as a user would; never throws on a non-zero exit. */
 export function strata(
   root: string,
   args: string[],
   opts: { input?: Buffer | string; env?: Record<string, string> } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], {
+    const child = spawn(cliPath, [...args], {
       env: { ...process.env, STRATA_ROOT: root, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });

@@ -572,7 +572,7 @@ describe('strata build', { skip: canRun ? false : 'needs root, runc and busybox-
     const dir = join(work.path, 'killed');
     await cp(join(fixtures, 'multistage'), dir, { recursive: true });
     await writeFile(join(dir, 'Dockerfile'), `FROM busybox\nRUN echo started-${Date.now()}; sleep 60\n`);
-    const child = spawn(process.execPath, [cliPath, 'build', dir], {
+    const child = spawn(cliPath, ['build', dir], {
       env: { ...process.env, STRATA_ROOT: root },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

@@ -9,7 +9,7 @@ import { cliPath, hasTool, inCI, tempDir } from '../../helpers/env.js';
 /** Start the CLI and SIGKILL it after `ms`; resolves when it is gone. */
 function killAfter(root: string, args: string[], ms: number): Promise<void> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cliPath, ...args], {
+    const child = spawn(cliPath, [...args], {
       env: { ...process.env, STRATA_ROOT: root },
       stdio: 'ignore',
     });

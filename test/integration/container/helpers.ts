@@ -102,7 +102,7 @@ export function spawnStrata(
   root: string,
   args: string[],
 ): ChildProcess & { output: () => { stdout: string; stderr: string } } {
-  const child = spawn(process.execPath, [cliPath, ...args], {
+  const child = spawn(cliPath, [...args], {
     env: { ...process.env, STRATA_ROOT: root },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -228,15 +228,11 @@ describe('strata run (runc, overlay, busybox)', { skip: skipReason }, () => {
     nothingLeft(root);
     if (!hasTool('script')) return;
     // script(1) gives strata a controlling terminal.
-    const r = spawnSync(
-      'script',
-      ['-qec', `${process.execPath} ${cliPath} run --rm -t busybox sh -c 'tty; echo $TERM'`, '/dev/null'],
-      {
-        env: { ...process.env, STRATA_ROOT: root },
-        encoding: 'utf8',
-        input: '',
-      },
-    );
+    const r = spawnSync('script', ['-qec', `${cliPath} run --rm -t busybox sh -c 'tty; echo $TERM'`, '/dev/null'], {
+      env: { ...process.env, STRATA_ROOT: root },
+      encoding: 'utf8',
+      input: '',
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^\/dev\/pts\/\d+\r\nxterm\r\n/);
     nothingLeft(root);

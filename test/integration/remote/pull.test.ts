@@ -546,7 +546,7 @@ describe('strata pull', { skip: ready ? false : 'skopeo, umoci or busybox missin
     try {
       /** Start a pull, wait until ingest/ holds more than `bytes`, send `signal`; resolves with its stderr and code. */
       const interrupt = async (bytes: number, signal: NodeJS.Signals) => {
-        const child: ChildProcess = spawn(process.execPath, [cliPath, 'pull', '--progress', 'plain', ref], {
+        const child: ChildProcess = spawn(cliPath, ['pull', '--progress', 'plain', ref], {
           env: { ...process.env, STRATA_ROOT: root },
           stdio: ['ignore', 'ignore', 'pipe'],
         });
