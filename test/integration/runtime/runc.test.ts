@@ -272,11 +272,10 @@ describe('runtime: runc on a busybox bundle', { skip: missing }, () => {
     await until('the container to run', async () =>
       (await rt.list()).some((c) => c.id === b.id && c.status === 'running'),
     );
-    const t0 = Date.now();
     ac.abort();
     const r = await pending;
+    // killed (128 + SIGKILL), not the 30 s sleep ending by itself (status 0)
     assert.equal(r.code, 137);
-    assert.ok(Date.now() - t0 < 5000);
     assert.deepEqual(await rt.list(), []);
     assert.deepEqual(await cgroupDirs(b.id), []);
   });
