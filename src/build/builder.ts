@@ -654,7 +654,7 @@ export class Builder {
       await mkdir(join(dir, 'rootfs'));
       return { rootfs: join(dir, 'rootfs'), release: () => rm(dir, { recursive: true, force: true }) };
     }
-    await this.#d.snapshots.prepareActive(key, ids.at(-1)!, { labels: ownerLabels('view') });
+    await this.#d.snapshots.prepareActive(key, ids.at(-1)!, { labels: ownerLabels('view'), scratch: true });
     const rootfs = await this.#d.snapshots.mountActive(key, join(dir, 'rootfs'));
     return {
       rootfs,
@@ -711,7 +711,7 @@ export class Builder {
         await writeInitLayer(init, parent ? (await s.chain(parent)).map((c) => s.fsDir(c.name)) : []);
         extraLowers.push(init);
       }
-      await s.prepareActive(key, parent, { labels: ownerLabels('step'), extraLowers });
+      await s.prepareActive(key, parent, { labels: ownerLabels('step'), extraLowers, scratch: true });
       const rootfs = await s.mountActive(key, join(bundle, 'rootfs'));
       try {
         await mutate(rootfs, bundle);

@@ -99,7 +99,8 @@ export class BuildCache {
     if (old?.startsWith(`{"key":${JSON.stringify(inputs.key)},`)) return;
     await mkdir(join(this.dir, 'inputs'), { recursive: true });
     const { key, ...rest } = inputs;
-    await writeFileAtomic(path, JSON.stringify({ key, ...rest }));
+    // only --explain-cache reads it: lost in a power cut, the next miss is explained as a first build
+    await writeFileAtomic(path, JSON.stringify({ key, ...rest }), 0o644, { durable: false });
   }
 
   /** `builder prune`: drop every record; returns how many there were. */

@@ -43,6 +43,8 @@ export interface ActiveSnapshot {
   mountTargets: string[];
   /** Set when it cannot be used (a layer it stands on is gone); it can still be listed and removed. */
   problem?: string;
+  /** A build step's scratch rootfs (see prepareActive's `scratch`). */
+  scratch?: boolean;
 }
 
 /** What `commit` packs into a layer (with archive's packOverlayUpper or packChanges, OCI whiteouts either way). */
@@ -58,6 +60,7 @@ interface ActiveState {
   layers: number;
   /** Plain directories above the parent chain (topmost first), owned by the caller: a build step's init layer. */
   extra?: string[];
+  scratch?: boolean;
 }
 
 const STATE = 'active.json';
@@ -172,6 +175,7 @@ async function snapshotOf(s: Snapshotter, info: SnapshotInfo): Promise<ActiveSna
   if (info.labels) out.labels = info.labels;
   if (problem !== undefined) out.problem = problem;
   if (state.mode === 'overlay') out.workDir = s.workDir(info.name);
+  if (state.scratch) out.scratch = true;
   return out;
 }
 
@@ -201,6 +205,19 @@ export async function isActiveRootfs(dir: string): Promise<boolean> {
   return (await readJson<ActiveState>(join(dir, STATE))) !== undefined;
 }
 
+export interface ActiveOptions {
+  labels?: Record<string, string>;
+  mode?: ActiveMode;
+  /** Plain directories to put above the parent chain (topmost first); see ActiveState.extra. */
+  extraLowers?: string[];
+  /**
+   * A build step's or build view's rootfs, removed by its owner when the step ends, and by Builder.repair (from the
+   * owner's directory under tmp/) when the owner died: its metadata is written without fsync and its mount is not
+   * recorded in mounts.json (neither is trusted after a power loss or a crash).
+   */
+  scratch?: boolean;
+}
+
 /**
  * Create the active snapshot `key` on top of the committed chain `parent` (undefined: an image without layers).
  * overlay: `fs/` (the upperdir), `work/`, and `l/0..n-1` symlinks to the lowers; copy: `fs/` holds the merged
@@ -211,7 +228,7 @@ export async function prepareActive(
   s: Snapshotter,
   key: string,
   parent: string | undefined,
-  opts: { labels?: Record<string, string>; mode?: ActiveMode; extraLowers?: string[] } = {},
+  opts: ActiveOptions = {},
 ): Promise<ActiveSnapshot> {
   if (key === '' || /^(extract|import)-/.test(key)) {
     throw new StrataError('INVALID_ARGUMENT', `"${key}" cannot name an active snapshot`, {
@@ -245,11 +262,13 @@ export async function prepareActive(
       await copyChain(lowerDirs, join(dir, 'fs'));
     }
     const state: ActiveState = { mode, layers: Math.max(1, lowerDirs.length), ...(extra.length ? { extra } : {}) };
-    await writeFileAtomic(join(dir, STATE), JSON.stringify(state));
+    if (opts.scratch) state.scratch = true;
+    const durable = { durable: !opts.scratch };
+    await writeFileAtomic(join(dir, STATE), JSON.stringify(state), 0o644, durable);
     const info: SnapshotInfo = { name: key, kind: 'active', created: new Date().toISOString() };
     if (parent !== undefined) info.parent = parent;
     if (opts.labels) info.labels = opts.labels;
-    await writeFileAtomic(join(dir, 'info.json'), JSON.stringify(info));
+    await writeFileAtomic(join(dir, 'info.json'), JSON.stringify(info), 0o644, durable);
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;
@@ -332,7 +351,8 @@ export async function mountActive(s: Snapshotter, key: string, target: string): 
       if (m && m.mountPoint === t && (await isOurs(a, m))) mountedAt = t;
     }
   }
-  await updateTargets(a, (t) => [...t, point]);
+  // A scratch snapshot's mount is found by its owner's directory (Builder.repair), not by mounts.json.
+  if (!a.scratch) await updateTargets(a, (t) => [...t, point]);
   try {
     if (mountedAt !== undefined) {
       await mount({ type: 'bind', source: mountedAt, options: ['bind', 'rw'] }, point);
@@ -357,7 +377,7 @@ export async function mountActive(s: Snapshotter, key: string, target: string): 
       );
     }
   } catch (err) {
-    await updateTargets(a, (t) => t.filter((x) => x !== point));
+    if (!a.scratch) await updateTargets(a, (t) => t.filter((x) => x !== point));
     throw err;
   }
   return point;

@@ -14,7 +14,7 @@
  *   const layer = src.kind === 'overlay-upper' ? packOverlayUpper(src.upperDir) : packChanges(src.root, src.changes);
  *   await snapshots.removeActive(containerId);                         // unmounts too
  */
-export type { ActiveLayerSource, ActiveMode, ActiveSnapshot } from './active.js';
+export type { ActiveLayerSource, ActiveMode, ActiveOptions, ActiveSnapshot } from './active.js';
 export type { Change, ChangeKind } from './diff.js';
 export { isMounted, type Mount, type MountInfo, mountAt, mountsUnder, readMountInfo } from './mount.js';
 export { type SnapshotInfo, Snapshotter } from './snapshotter.js';

@@ -5,6 +5,7 @@ import { fsyncDir, sha256Hex, writeFileAtomic } from '../util/index.js';
 import {
   type ActiveLayerSource,
   type ActiveMode,
+  type ActiveOptions,
   type ActiveSnapshot,
   activeLayerSource,
   activeMode,
@@ -48,6 +49,8 @@ export interface SnapshotInfo {
  */
 export class Snapshotter {
   readonly root: string;
+  /** Committed snapshots' info by name, as chain() read them. */
+  readonly #committed = new Map<string, SnapshotInfo>();
 
   constructor(stateRoot: string) {
     this.root = join(stateRoot, 'snapshots');
@@ -134,16 +137,25 @@ export class Snapshotter {
   }
 
   async remove(nameOrKey: string): Promise<void> {
+    this.#committed.delete(nameOrKey);
     await rm(this.#dirOf(nameOrKey), { recursive: true, force: true });
   }
 
-  /** The committed chain from `name` down to the base, top first: the order overlay's lowerdir wants. */
+  /**
+   * The committed chain from `name` down to the base, top first: the order overlay's lowerdir wants. A committed
+   * snapshot's info never changes, so each is read once per process (a build asks for its chain a few times per
+   * step, each one a layer longer); removing a snapshot through this object forgets it.
+   */
   async chain(name: string): Promise<SnapshotInfo[]> {
     const out: SnapshotInfo[] = [];
     let cur: string | undefined = name;
     while (cur !== undefined) {
-      const info = await this.stat(cur);
-      if (!info) throw new StrataError('NOT_FOUND', `snapshot ${cur} not found`);
+      let info = this.#committed.get(cur);
+      if (!info) {
+        info = await this.stat(cur);
+        if (!info) throw new StrataError('NOT_FOUND', `snapshot ${cur} not found`);
+        if (info.kind === 'committed') this.#committed.set(cur, info);
+      }
       out.push(info);
       cur = info.parent;
     }
@@ -171,17 +183,14 @@ export class Snapshotter {
   async removeDir(dir: string): Promise<void> {
     if (!dir.startsWith(`${this.root}/`))
       throw new StrataError('INVALID_ARGUMENT', `${dir} is not a snapshot directory`);
+    this.#committed.clear();
     await rm(dir, { recursive: true, force: true });
   }
 
   // Active rootfs snapshots (containers, build steps): see active.ts.
 
   /** Create a writable rootfs on the committed chain `parentChainId` (undefined: an image without layers). */
-  prepareActive(
-    key: string,
-    parentChainId: string | undefined,
-    opts: { labels?: Record<string, string>; mode?: ActiveMode; extraLowers?: string[] } = {},
-  ): Promise<ActiveSnapshot> {
+  prepareActive(key: string, parentChainId: string | undefined, opts: ActiveOptions = {}): Promise<ActiveSnapshot> {
     return prepareActive(this, key, parentChainId, opts);
   }
 

@@ -22,14 +22,22 @@ export function tempPathFor(path: string): string {
 /**
  * Replace `path` with `data` atomically: write a temp file, fsync it, rename it over `path`, fsync the directory.
  * A reader sees either the old or the new content, never a mix, whatever moment the process dies at.
+ * `durable: false` leaves out both fsyncs, for state that is thrown away rather than trusted after a power loss (a
+ * build step's scratch snapshot, --explain-cache's notes): the rename alone keeps it whole when a process dies.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  mode = 0o644,
+  opts: { durable?: boolean } = {},
+): Promise<void> {
+  const durable = opts.durable ?? true;
   await mkdir(dirname(path), { recursive: true });
   const tmp = tempPathFor(path);
   const fh = await open(tmp, 'wx', mode);
   try {
     await fh.writeFile(data);
-    await fh.sync();
+    if (durable) await fh.sync();
   } catch (err) {
     await fh.close().catch(() => {});
     await rm(tmp, { force: true });
@@ -42,7 +50,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await rm(tmp, { force: true });
     throw err;
   }
-  await fsyncDir(dirname(path));
+  if (durable) await fsyncDir(dirname(path));
 }
 
 export async function exists(path: string): Promise<boolean> {

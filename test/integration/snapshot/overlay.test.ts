@@ -431,6 +431,21 @@ describe('active snapshots', { skip }, () => {
     );
   });
 
+  it('a scratch snapshot (a build step) records no mount target, and removeActive still finds and unmounts it', async () => {
+    const a = await snaps.prepareActive('scratch-step', top, { scratch: true });
+    assert.equal(a.scratch, true);
+    const m = await snaps.mountActive('scratch-step', target('scratch-step'));
+    writeFileSync(join(m, 'made-by-step'), 'x');
+    assert.ok(await isMounted(m));
+    assert.equal(existsSync(join(a.dir, 'mounts.json')), false);
+    assert.deepEqual((await snaps.getActive('scratch-step'))?.mountTargets, []);
+    assert.equal(readFileSync(join(a.upperDir, 'made-by-step'), 'utf8'), 'x');
+    // left mounted, as by a killed build: found by its upperdir in the mount table
+    assert.equal(await snaps.removeActive('scratch-step'), true);
+    assert.equal(await isMounted(m), false);
+    assert.equal(existsSync(a.dir), false);
+  });
+
   it('falls back to copying when overlayfs cannot mount there (a root on overlayfs cannot hold uppers)', async () => {
     const base = join(tmp, 'nested');
     for (const d of ['lower', 'upper', 'work', 'merged']) mkdirSync(join(base, d), { recursive: true });
