@@ -76,7 +76,8 @@ export class BuildCache {
 
   async put(key: string, record: CacheRecord): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    await writeFileAtomic(this.#path(key), JSON.stringify(record));
+    // Not fsynced: a record a power cut empties or loses reads as a miss (above), and the step runs again.
+    await writeFileAtomic(this.#path(key), JSON.stringify(record), 0o644, { durable: false });
   }
 
   #inputsPath(place: string): string {

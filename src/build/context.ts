@@ -278,6 +278,7 @@ export class FileHashCache {
   async save(): Promise<void> {
     if (this.#used.size === this.#old.size && [...this.#used.keys()].every((k) => this.#old.has(k))) return;
     await mkdir(dirname(this.#file), { recursive: true });
-    await writeFileAtomic(this.#file, JSON.stringify(Object.fromEntries(this.#used)));
+    // Not fsynced: after a power cut the old list (or none: load() starts empty) only means files are hashed again.
+    await writeFileAtomic(this.#file, JSON.stringify(Object.fromEntries(this.#used)), 0o644, { durable: false });
   }
 }
