@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, readdirSync, readFileSync, type Stats } from 'node:fs';
+import { createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -203,16 +203,16 @@ export async function checksumEntries(
       await pause();
       const st = e.st;
       const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : 'o';
-      const one = createHash('sha256');
-      one.update(`${type}\0${(st.mode & 0o7777).toString(8)}\0`);
-      if (type === 'l') one.update(`${await readlink(e.abs)}\0`);
-      if (type === 'f') {
+      // Each entry as one line of fields no path or hash can contain (\0-separated): type, mode, then a link's
+      // target or a file's size and content hash. No hash per entry: the one over all of them is enough.
+      let entry = `${type}\0${(st.mode & 0o7777).toString(8)}`;
+      if (type === 'l') entry += `\0${readlinkSync(e.abs)}`;
+      else if (type === 'f') {
         const hash = (await hashes?.hash(e.abs, st)) ?? (await sha256File(e.abs, st.size));
-        one.update(`${st.size}\0${hash}\0`);
+        entry += `\0${st.size}\0${hash}`;
       }
-      const digest = one.digest('hex');
-      files[e.rel === '.' ? g.base : e.rel] = digest;
-      h.update(`${g.base}\0${e.rel}\0${digest}\n`);
+      files[e.rel === '.' ? g.base : e.rel] = entry;
+      h.update(`${g.base}\0${e.rel}\0${entry}\0\0`);
     }
   }
   return { checksum: `sha256:${h.digest('hex')}`, files };
