@@ -13,10 +13,12 @@ export interface RunResult {
 export function strata(
   root: string,
   args: string[],
-  opts: { input?: Buffer | string; env?: Record<string, string> } = {},
+  /** `viaNode`: `node dist/bin/strata.mjs ...` (Node itself, not the file's sh line, sees the environment first). */
+  opts: { input?: Buffer | string; env?: Record<string, string>; viaNode?: boolean } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cliPath, [...args], {
+    const [file, argv] = opts.viaNode ? [process.execPath, [cliPath, ...args]] : [cliPath, args];
+    const child = spawn(file, argv, {
       env: { ...process.env, STRATA_ROOT: root, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });

@@ -2,7 +2,7 @@
 // the CA certificates of NODE_EXTRA_CA_CERTS, which the `strata` command hands on to be read at the first TLS
 // connection instead of at every start (scripts/strata-loader.mjs, src/remote/agent.ts).
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -10,8 +10,8 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { importBusybox, type RunResult, strata } from '../../helpers/cli.js';
-import { cliPath, hasTool, tempDir } from '../../helpers/env.js';
+import { importBusybox, strata } from '../../helpers/cli.js';
+import { hasTool, tempDir } from '../../helpers/env.js';
 import { canRun } from '../container/helpers.js';
 
 const payload = 'downloaded by ADD\n'.repeat(1000);
@@ -33,26 +33,6 @@ function serve(req: IncomingMessage, res: ServerResponse): void {
 const listen = (server: Server): Promise<number> =>
   new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
 
-/** `node dist/bin/strata.mjs ...`: Node itself, not the sh line, sees NODE_EXTRA_CA_CERTS. */
-function strataViaNode(root: string, args: string[], env: Record<string, string>): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], {
-      env: { ...process.env, STRATA_ROOT: root, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-
 describe('the strata command defers NODE_EXTRA_CA_CERTS', () => {
   it('a command that opens no TLS connection does not read the file (Node would warn about a missing one)', async () => {
     const missing = '/nonexistent/strata-test-ca.pem';
@@ -60,7 +40,10 @@ describe('the strata command defers NODE_EXTRA_CA_CERTS', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, '');
     // the same file given to Node directly is read at start-up: the warning this test would see without the sh line
-    const direct = await strataViaNode('/nonexistent-root', ['--version'], { NODE_EXTRA_CA_CERTS: missing });
+    const direct = await strata('/nonexistent-root', ['--version'], {
+      env: { NODE_EXTRA_CA_CERTS: missing },
+      viaNode: true,
+    });
     assert.match(direct.stderr, /Ignoring extra certs from `\/nonexistent\/strata-test-ca\.pem`/);
   });
 });
@@ -151,7 +134,10 @@ describe('ADD <url>', {
     const got = await strata(root, ['run', '--rm', '--entrypoint', 'cat', 'add:https', '/data/payload.txt']);
     assert.equal(got.stdout, payload);
     // Node loading the file itself (node strata.mjs) trusts it the same way
-    const viaNode = await strataViaNode(root, ['build', '--no-cache', dir], { NODE_EXTRA_CA_CERTS: caFile });
+    const viaNode = await strata(root, ['build', '--no-cache', dir], {
+      env: { NODE_EXTRA_CA_CERTS: caFile },
+      viaNode: true,
+    });
     assert.equal(viaNode.code, 0, viaNode.stderr);
     // without the CA the certificate is refused, with the way to fix it
     const untrusted = await strata(root, ['build', '--no-cache', dir], {
