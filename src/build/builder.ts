@@ -654,7 +654,7 @@ export class Builder {
       await mkdir(join(dir, 'rootfs'));
       return { rootfs: join(dir, 'rootfs'), release: () => rm(dir, { recursive: true, force: true }) };
     }
-    await this.#d.snapshots.prepareActive(key, ids.at(-1)!, { labels: ownerLabels('view'), scratch: true });
+    await this.#d.snapshots.prepareActive(key, ids.at(-1)!, { scratch: true });
     const rootfs = await this.#d.snapshots.mountActive(key, join(dir, 'rootfs'));
     return {
       rootfs,
@@ -711,7 +711,7 @@ export class Builder {
         await writeInitLayer(init, parent ? (await s.chain(parent)).map((c) => s.fsDir(c.name)) : []);
         extraLowers.push(init);
       }
-      await s.prepareActive(key, parent, { labels: ownerLabels('step'), extraLowers, scratch: true });
+      await s.prepareActive(key, parent, { extraLowers, scratch: true });
       const rootfs = await s.mountActive(key, join(bundle, 'rootfs'));
       try {
         await mutate(rootfs, bundle);
@@ -1213,16 +1213,6 @@ async function ownerAlive(dir: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** Labels that tie a build's overlay to this process, so a later build can tell a killed one's leftovers. */
-function ownerLabels(kind: 'step' | 'view'): Record<string, string> {
-  const start = processStartTime(process.pid);
-  return {
-    'strata.build': kind,
-    'strata.build.pid': String(process.pid),
-    ...(start ? { 'strata.build.start': start } : {}),
-  };
 }
 
 const fileStepKinds = new Set(['RUN', 'COPY', 'ADD', 'WORKDIR']);
